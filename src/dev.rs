@@ -1,0 +1,112 @@
+//! `vigil dev`: a whole cluster in one process on free loopback ports, for newcomers,
+//! demos and tests. Data lives in a temporary directory unless one is given.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use vigil_raft::RaftTimings;
+
+use crate::error::VigilError;
+use crate::server::{start_member, RunningMember};
+
+/// An in-process cluster of members 1..=n, already bootstrapped (init + joins).
+#[derive(Debug)]
+pub struct DevCluster {
+    /// The members, index i is member i+1.
+    pub members: Vec<RunningMember>,
+    /// Where their data dirs are.
+    pub dir: PathBuf,
+}
+
+impl DevCluster {
+    /// Start `n` members on free ports under `dir` and form one cluster.
+    pub async fn start(n: usize, dir: &Path, timings: RaftTimings) -> Result<Self, VigilError> {
+        if n == 0 {
+            return Err(VigilError::Config(
+                "a cluster needs at least one member".into(),
+            ));
+        }
+        let mut members = Vec::with_capacity(n);
+        for i in 1..=n as u64 {
+            // Binding port 0 and keeping the listener avoids racing for a "free" port.
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| VigilError::io("binding a loopback port", e))?;
+            let data = dir.join(format!("member-{i}"));
+            members.push(start_member(i, listener, None, &data, timings.clone()).await?);
+        }
+        let first = &members[0].member;
+        if !first.identity().initialized {
+            first.initialize().await?;
+        }
+        first.wait_for_leader(Duration::from_secs(10)).await?;
+        for m in &members[1..] {
+            let s = first.status().await?;
+            if s.members.iter().any(|x| x.id == m.member.id()) {
+                continue; // restarted dev cluster: already a member
+            }
+            first.join(m.member.id(), m.member.addr()).await?;
+        }
+        Ok(Self {
+            members,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Stop every member cleanly.
+    pub async fn stop(self) -> Result<(), VigilError> {
+        for m in self.members {
+            m.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Run `vigil dev` until Ctrl-C / SIGTERM.
+pub async fn run(members: usize, data_dir: Option<PathBuf>) -> Result<(), VigilError> {
+    let (dir, _guard) = match data_dir {
+        Some(d) => (d, None),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("vigil-dev-")
+                .tempdir()
+                .map_err(|e| VigilError::io("creating a temp dir", e))?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    eprintln!(
+        "starting a {members}-member vigil cluster in {} ...",
+        dir.display()
+    );
+    let cluster = DevCluster::start(members, &dir, RaftTimings::default()).await?;
+    let first = cluster.members[0].url();
+    println!();
+    println!(
+        "vigil dev cluster is up ({members} members, data in {}):",
+        dir.display()
+    );
+    for m in &cluster.members {
+        println!("  member {}  {}", m.member.id(), m.url());
+    }
+    println!();
+    println!("Talk to it from another terminal:");
+    println!("  export VIGIL_ENDPOINT={first}");
+    println!("  vigil cluster status");
+    println!("  vigil settings list");
+    println!("  vigil settings set member.lease 3s");
+    println!("  curl -s {first}/api/v1/cluster/status");
+    println!();
+    println!(
+        "Ctrl-C stops the cluster{}.",
+        if _guard.is_some() {
+            " and deletes its data"
+        } else {
+            ""
+        }
+    );
+    crate::server::shutdown_signal().await;
+    eprintln!("stopping ...");
+    cluster.stop().await?;
+    Ok(())
+}

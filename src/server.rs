@@ -1,0 +1,136 @@
+//! Running a member: bind, start Raft, serve HTTP, stop cleanly.
+//!
+//! Used by `vigil serve` (one member per process), `vigil dev` and the in-process
+//! cluster tests (several members in one process).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use vigil_raft::{Member, NodeId, RaftTimings};
+
+use crate::config::ServeConfig;
+use crate::error::VigilError;
+use crate::state::VigilState;
+
+/// A member serving HTTP in this process.
+#[derive(Debug)]
+pub struct RunningMember {
+    /// The member (writes, reads, cluster operations).
+    pub member: Member<VigilState>,
+    /// The bound address.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<()>,
+}
+
+impl RunningMember {
+    /// Base URL of its HTTP API.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop serving (in-flight requests finish), stop Raft, flush storage.
+    pub async fn stop(mut self) -> Result<(), VigilError> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        // Long-lived requests (e.g. a join waiting for catch-up) must not hold
+        // shutdown forever.
+        if tokio::time::timeout(Duration::from_secs(10), &mut self.server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("HTTP server did not drain in 10s; aborting it");
+            self.server.abort();
+        }
+        self.member.shutdown().await?;
+        Ok(())
+    }
+
+    /// Simulate a crash: stop everything abruptly, without flushing anything extra.
+    /// Only the in-process tests use this; real crash tests use SIGKILL.
+    pub async fn crash(self) {
+        self.server.abort();
+        let _ = self.member.raft().shutdown().await;
+    }
+}
+
+/// Start member `id` on an already bound listener.
+pub async fn start_member(
+    id: NodeId,
+    listener: TcpListener,
+    advertise: Option<String>,
+    data_dir: &Path,
+    timings: RaftTimings,
+) -> Result<RunningMember, VigilError> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| VigilError::io("reading bound address", e))?;
+    let advertise = advertise.unwrap_or_else(|| addr.to_string());
+    let member = Member::<VigilState>::start(id, &advertise, data_dir, timings).await?;
+    let app = crate::api::router(member.clone());
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let res = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    tracing::info!(id, %addr, %advertise, data_dir = %data_dir.display(), "member started");
+    Ok(RunningMember {
+        member,
+        addr,
+        stop: Some(stop_tx),
+        server,
+    })
+}
+
+/// `vigil serve`: run one member until SIGTERM or Ctrl-C, then shut down cleanly.
+pub async fn serve(cfg: ServeConfig) -> Result<(), VigilError> {
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| VigilError::io(format!("binding {}", cfg.listen), e))?;
+    let running = start_member(
+        cfg.id,
+        listener,
+        Some(cfg.advertise_addr()),
+        &cfg.data_dir,
+        cfg.raft.clone(),
+    )
+    .await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining requests, stopping raft, flushing storage");
+    running.stop().await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
