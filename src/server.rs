@@ -51,11 +51,20 @@ impl RunningMember {
         Ok(())
     }
 
-    /// Simulate a crash: stop everything abruptly, without flushing anything extra.
-    /// Only the in-process tests use this; real crash tests use SIGKILL.
-    pub async fn crash(self) {
-        self.server.abort();
+    /// Stop abruptly: close the HTTP server and stop Raft, without the final storage
+    /// flush of [`RunningMember::stop`]. Only the in-process tests use this (real crash
+    /// tests use SIGKILL on a `vigil serve` process). Returns once the server is down.
+    pub async fn crash(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
         let _ = self.member.raft().shutdown().await;
+        if tokio::time::timeout(Duration::from_secs(10), &mut self.server)
+            .await
+            .is_err()
+        {
+            self.server.abort();
+        }
     }
 }
 
