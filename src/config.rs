@@ -164,3 +164,17 @@ mod tests {
         assert!(e.contains("--advertise"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    /// The documented example must stay loadable.
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../docs/vigil.example.toml");
+        let cfg = toml::from_str::<super::PartialConfig>(text)
+            .unwrap()
+            .merge(super::PartialConfig::default())
+            .unwrap();
+        assert_eq!(cfg.raft, vigil_raft::RaftTimings::default());
+    }
+}

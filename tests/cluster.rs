@@ -45,13 +45,17 @@ async fn assert_converged(members: &[&RunningMember]) {
             .windows(2)
             .all(|w| w[0].leader == w[1].leader && w[0].term == w[1].term)
             && views[0].leader.is_some();
-        let same_applied = views.windows(2).all(|w| w[0].last_applied == w[1].last_applied);
+        let same_applied = views
+            .windows(2)
+            .all(|w| w[0].last_applied == w[1].last_applied);
         if same_leader && same_applied && digests.windows(2).all(|w| w[0] == w[1]) {
             return;
         }
         if std::time::Instant::now() > deadline {
             for m in members {
-                let (rev, n) = m.member.with_applied(|a| (a.app.revision, a.app.settings.len()));
+                let (rev, n) = m
+                    .member
+                    .with_applied(|a| (a.app.revision, a.app.settings.len()));
                 eprintln!(
                     "member {}: revision {rev}, {n} settings, digest {}, status {:?}",
                     m.member.id(),
@@ -91,10 +95,7 @@ async fn three_members_replicate_fail_over_catch_up_and_leave() {
     let status = m1.status().await.unwrap();
     assert_eq!(status.members.len(), 3);
     assert_eq!(status.leader, Some(1));
-    assert!(status
-        .members
-        .iter()
-        .all(|m| m.role != MemberRole::Learner));
+    assert!(status.members.iter().all(|m| m.role != MemberRole::Learner));
     write_n(&m1, 20, "a").await;
     write_n(&cluster.members[2].member, 20, "b").await;
     let v = cluster.members[1]
@@ -106,7 +107,7 @@ async fn three_members_replicate_fail_over_catch_up_and_leave() {
     assert_converged(&cluster.members.iter().collect::<Vec<_>>()).await;
 
     drop(m1); // the test must not keep the crashed member's storage open
-    // Crash the leader: a new one is elected among the others and writes continue.
+              // Crash the leader: a new one is elected among the others and writes continue.
     let old = cluster.members.remove(0);
     let old_addr = old.addr;
     old.crash().await;

@@ -13,6 +13,9 @@
 //! returns; snapshots are fsynced before they are installed. The application state lives
 //! in memory and is rebuilt on start from the last snapshot plus the committed log.
 
+// openraft's `StorageError` is large by design and its trait signatures dictate it.
+#![allow(clippy::result_large_err)]
+
 pub mod app;
 pub mod batcher;
 pub mod codec;

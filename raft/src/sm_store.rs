@@ -39,6 +39,9 @@ pub struct Applied<A> {
     pub membership: StoredMembership<NodeId, Node>,
 }
 
+/// A snapshot read back from disk: metadata and the application's bytes.
+type StoredSnapshot = (SnapshotMeta<NodeId, Node>, Vec<u8>);
+
 /// Snapshot metadata as stored on disk.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredSnapshotMeta {
@@ -111,7 +114,7 @@ impl<A: StateMachine> SmStore<A> {
         hex(&Sha256::digest(&bytes))
     }
 
-    fn load_snapshot(&self) -> Result<Option<(SnapshotMeta<NodeId, Node>, Vec<u8>)>> {
+    fn load_snapshot(&self) -> Result<Option<StoredSnapshot>> {
         let Some(meta) = self.snaps.get(SNAP_META)? else {
             return Ok(None);
         };

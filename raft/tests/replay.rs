@@ -46,7 +46,12 @@ async fn same_log_same_digest_and_snapshot_round_trip() {
     assert!(a.read().app.applied > 600, "log applied nothing?");
 
     // Snapshot -> install into a fresh store -> same digest.
-    let snap = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let snap = a
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
     let c_dir = tempfile::tempdir().unwrap();
     let mut c = vigil_raft::storage::open::<Kv>(c_dir.path(), 3).unwrap().sm;
     c.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
