@@ -221,3 +221,26 @@ async fn restart_replays_log_and_snapshot_to_the_same_digest() {
     assert!(e.to_string().contains("already initialized"), "{e}");
     m.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uninitialized_member_fails_fast_with_a_useful_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let m = start_member(7, listener, None, dir.path(), timings())
+        .await
+        .unwrap();
+    // NotInitialized (not NoLeader after waiting leader_wait_ms for a leader that
+    // never comes).
+    let e = m.member.write(put(1, "x")).await.unwrap_err();
+    assert!(matches!(e, vigil_raft::Error::NotInitialized(7)), "{e}");
+    assert!(e.to_string().contains("cluster init"), "{e}");
+    let e = m.member.read(|s| s.revision).await.unwrap_err();
+    assert!(matches!(e, vigil_raft::Error::NotInitialized(7)), "{e}");
+    let e = m.member.join(8, "127.0.0.1:1").await.unwrap_err();
+    assert!(matches!(e, vigil_raft::Error::NotInitialized(7)), "{e}");
+    let ready = reqwest::get(format!("{}/readyz", m.url())).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let healthy = reqwest::get(format!("{}/healthz", m.url())).await.unwrap();
+    assert_eq!(healthy.status(), 200);
+    m.stop().await.unwrap();
+}

@@ -45,6 +45,9 @@ pub enum Error {
         /// What was being waited for.
         what: String,
     },
+    /// This member has no membership yet: it cannot serve reads or writes.
+    #[error("member {0} does not belong to a cluster yet: run `vigil cluster init` on one member and `vigil cluster join` the others, or point --endpoint at a member that belongs to one")]
+    NotInitialized(NodeId),
     /// The cluster already has a membership; `init` refuses to run twice.
     #[error("this member is already initialized (it has a membership); nothing changed")]
     AlreadyInitialized,

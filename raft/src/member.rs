@@ -338,13 +338,25 @@ impl<A: StateMachine> Member<A> {
     /// Propose one command through the batcher; returns its response once committed
     /// and applied. Works on any member (followers forward to the leader).
     pub async fn write(&self, cmd: A::Command) -> Result<A::Response> {
+        self.ensure_initialized()?;
         self.inner.batcher.propose(cmd).await
     }
 
     /// Commit several commands as one log entry: they are applied together, in order,
     /// with nothing interleaved (the unit for "apply this change atomically").
     pub async fn write_all(&self, cmds: Vec<A::Command>) -> Result<Vec<A::Response>> {
+        self.ensure_initialized()?;
         self.writer().write(cmds).await
+    }
+
+    /// Fail fast, with a useful message, on a member that has no membership yet
+    /// (instead of waiting for a leader that will never come).
+    fn ensure_initialized(&self) -> Result<()> {
+        if self.identity().initialized {
+            Ok(())
+        } else {
+            Err(Error::NotInitialized(self.inner.id))
+        }
     }
 
     fn writer(&self) -> Writer<A> {
@@ -381,6 +393,7 @@ impl<A: StateMachine> Member<A> {
     /// follower the read index comes from the leader, then the local state machine
     /// catches up to it, so the read itself is served locally.
     pub async fn read<T>(&self, f: impl FnOnce(&A) -> T) -> Result<T> {
+        self.ensure_initialized()?;
         let index = self.read_index().await?;
         if index > 0 {
             self.wait_applied(index, self.inner.timings.leader_wait())
@@ -568,6 +581,7 @@ impl<A: StateMachine> Member<A> {
     /// it to voter. Safe to re-run after a failure. Rolls back the learner if it cannot
     /// catch up. Returns the cluster status afterwards.
     pub async fn join(&self, id: NodeId, addr: &str) -> Result<ClusterStatus> {
+        self.ensure_initialized()?;
         let req = JoinRequest {
             id,
             addr: addr.to_string(),
@@ -669,6 +683,7 @@ impl<A: StateMachine> Member<A> {
     /// Remove member `id` (voter or learner) from the cluster. Refuses to remove the
     /// last voter or an unknown member.
     pub async fn leave(&self, id: NodeId) -> Result<ClusterStatus> {
+        self.ensure_initialized()?;
         let req = LeaveRequest { id };
         if let Some(status) = self
             .on_leader("leave", &req, Duration::from_secs(60))
