@@ -141,3 +141,72 @@ async fn run<C: Send + 'static, R: Send + 'static>(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A submit function that "commits" slowly (like an fsync) and answers `2 * cmd`.
+    fn slow_double() -> SubmitFn<u64, u64> {
+        Arc::new(|cmds: Vec<u64>| {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Ok(cmds.into_iter().map(|c| c * 2).collect())
+            })
+        })
+    }
+
+    #[tokio::test]
+    async fn every_proposer_gets_its_own_answer_and_batches_form() {
+        let b = Batcher::spawn(slow_double(), 64, 2);
+        let tasks: Vec<_> = (0..1000u64)
+            .map(|i| {
+                let b = b.clone();
+                tokio::spawn(async move { (i, b.propose(i).await) })
+            })
+            .collect();
+        for t in tasks {
+            let (i, r) = t.await.unwrap();
+            assert_eq!(r.unwrap(), 2 * i);
+        }
+        let batches = b.stats().batches.load(Relaxed);
+        let commands = b.stats().commands.load(Relaxed);
+        assert_eq!(commands, 1000);
+        // 1000 concurrent proposals behind 2 slots cannot need more than a fraction
+        // of 1000 batches; each batch is capped at 64.
+        assert!(batches >= 1000 / 64, "{batches}");
+        assert!(batches < 200, "batching did not happen: {batches} batches");
+    }
+
+    #[tokio::test]
+    async fn a_lone_proposal_goes_out_alone() {
+        let b = Batcher::spawn(slow_double(), 64, 2);
+        assert_eq!(b.propose(21).await.unwrap(), 42);
+        assert_eq!(b.stats().batches.load(Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn errors_reach_every_proposer_of_the_batch() {
+        let failing: SubmitFn<u64, u64> = Arc::new(|_| Box::pin(async { Err(Error::NoLeader) }));
+        let b = Batcher::spawn(failing, 64, 1);
+        let tasks: Vec<_> = (0..10u64)
+            .map(|i| {
+                let b = b.clone();
+                tokio::spawn(async move { b.propose(i).await })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap_err(), Error::NoLeader);
+        }
+    }
+
+    #[tokio::test]
+    async fn short_answer_is_an_error_not_a_misdelivery() {
+        let short: SubmitFn<u64, u64> = Arc::new(|_| Box::pin(async { Ok(vec![]) }));
+        let b = Batcher::spawn(short, 64, 1);
+        assert!(matches!(b.propose(1).await, Err(Error::Fatal(_))));
+    }
+}
