@@ -31,12 +31,13 @@ pub enum VigilError {
     #[error("configuration: {0}")]
     Config(String),
     /// I/O (binding a port, reading a file…).
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Io {
         /// What was being done.
         context: String,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error. Not named `source`: thiserror would then also report it as
+        /// the error's source, and `{:#}` would print it twice.
+        cause: std::io::Error,
     },
     /// A member id that does not exist.
     #[error("unknown member {0}")]
@@ -48,7 +49,7 @@ impl VigilError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         VigilError::Io {
             context: context.into(),
-            source,
+            cause: source,
         }
     }
 }

@@ -566,7 +566,14 @@ impl<A: StateMachine> Member<A> {
                     call_json(&self.inner.client, &addr, path, Some(req), timeout).await;
                 match r {
                     Ok(Ok(v)) => return Ok(Some(v)),
-                    Ok(Err(e)) | Err(e) if !e.is_retryable() => return Err(e),
+                    // The leader answered: its error is the answer (e.g. the member to
+                    // join is unreachable), unless leadership moved in the meantime.
+                    Ok(Err(e)) if !matches!(e, Error::NotLeader { .. } | Error::NoLeader) => {
+                        return Err(e)
+                    }
+                    // The leader itself could not be reached: retry while it may recover
+                    // or be replaced.
+                    Err(e) if !e.is_retryable() => return Err(e),
                     _ => {}
                 }
             }

@@ -1,6 +1,7 @@
 //! The `vigil` command line: `serve`, `dev`, `cluster …`, `settings …`.
 
 pub mod client;
+#[macro_use]
 pub mod output;
 
 use std::path::PathBuf;
@@ -224,13 +225,13 @@ async fn cluster(api: &ApiClient, out: Output, cmd: ClusterCmd) -> Result<()> {
 }
 
 fn print_status(s: &ClusterStatus) {
-    println!(
+    outln!(
         "leader: {}   term: {}   (view of member {})",
         opt(s.leader),
         s.term,
         s.answered_by
     );
-    println!(
+    outln!(
         "log: last {}   applied {}   snapshot {}   purged {}",
         opt(s.last_log_index),
         opt(s.last_applied),
@@ -238,7 +239,7 @@ fn print_status(s: &ClusterStatus) {
         opt(s.purged_index)
     );
     if !s.initialized {
-        println!("\nnot initialized: run `vigil cluster init` on one member, then `vigil cluster join` the others");
+        outln!("\nnot initialized: run `vigil cluster init` on one member, then `vigil cluster join` the others");
         return;
     }
     let rows: Vec<Vec<String>> = s
@@ -257,8 +258,8 @@ fn print_status(s: &ClusterStatus) {
             ]
         })
         .collect();
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{}",
         table(
             &["ID", "ADDR", "ROLE", "MATCHED", "LAG", "LAST CONTACT"],
@@ -290,7 +291,7 @@ async fn settings(api: &ApiClient, out: Output, cmd: SettingsCmd) -> Result<()> 
                             ]
                         })
                         .collect();
-                    println!(
+                    outln!(
                         "{}",
                         table(&["KEY", "VALUE", "SOURCE", "TYPE", "DESCRIPTION"], &rows)
                     );
@@ -303,7 +304,7 @@ async fn settings(api: &ApiClient, out: Output, cmd: SettingsCmd) -> Result<()> 
             match out {
                 Output::Json => output::json(&s),
                 Output::Table => {
-                    println!("{}", s.value);
+                    outln!("{}", s.value);
                     Ok(())
                 }
             }
@@ -330,9 +331,11 @@ fn print_write(out: Output, r: &WriteResult) -> Result<()> {
     match out {
         Output::Json => output::json(r),
         Output::Table => {
-            println!(
+            outln!(
                 "{} = {}   (revision {})",
-                r.setting.key, r.setting.value, r.revision
+                r.setting.key,
+                r.setting.value,
+                r.revision
             );
             Ok(())
         }

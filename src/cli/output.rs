@@ -2,6 +2,31 @@
 
 use serde::Serialize;
 
+/// `println!` for command output: a closed stdout (`vigil settings list | head -1`)
+/// ends the program quietly instead of panicking like `println!` does.
+macro_rules! outln {
+    () => {
+        $crate::cli::output::emit(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::emit(format_args!($($arg)*))
+    };
+}
+
+/// Write one line to stdout. Exit 0 silently if the reader went away (broken pipe),
+/// exit 1 with one line on any other write error.
+pub fn emit(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Output format chosen with `-o`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -13,7 +38,7 @@ pub enum Output {
 
 /// Print `value` as pretty JSON.
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
