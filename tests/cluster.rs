@@ -176,6 +176,13 @@ async fn three_members_replicate_fail_over_catch_up_and_leave() {
     let after = survivor.leave(4).await.unwrap();
     assert_eq!(after.members.len(), 3);
     assert!(after.members.iter().all(|m| m.id != 4));
+    // The removed member was told to stop its Raft (no elections with rising terms).
+    let m4 = cluster.members.pop().unwrap();
+    assert_eq!(m4.member.id(), 4);
+    assert!(m4.member.is_retired());
+    let e = m4.member.write(put(1, "z")).await.unwrap_err();
+    assert!(matches!(e, vigil_raft::Error::Retired(4)), "{e}");
+    let _ = m4.stop().await;
     write_n(&survivor, 5, "d").await;
 
     cluster.stop().await.unwrap();

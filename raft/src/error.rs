@@ -48,6 +48,9 @@ pub enum Error {
     /// This member has no membership yet: it cannot serve reads or writes.
     #[error("member {0} does not belong to a cluster yet: run `vigil cluster init` on one member and `vigil cluster join` the others, or point --endpoint at a member that belongs to one")]
     NotInitialized(NodeId),
+    /// This member was removed from the cluster (`cluster leave`) and stopped its Raft.
+    #[error("member {0} was removed from the cluster and no longer serves; stop this process (wipe its data dir before it ever joins again)")]
+    Retired(NodeId),
     /// The cluster already has a membership; `init` refuses to run twice.
     #[error("this member is already initialized (it has a membership); nothing changed")]
     AlreadyInitialized,

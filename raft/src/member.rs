@@ -70,6 +70,7 @@ pub(crate) struct Inner<A: StateMachine> {
     pub(crate) contacts: Arc<ContactBook>,
     pub(crate) batcher: Batcher<A::Command, A::Response>,
     pub(crate) timings: RaftTimings,
+    pub(crate) retired: std::sync::atomic::AtomicBool,
 }
 
 /// A running member. Cheap to clone.
@@ -306,6 +307,7 @@ impl<A: StateMachine> Member<A> {
                 contacts,
                 batcher,
                 timings,
+                retired: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -352,6 +354,9 @@ impl<A: StateMachine> Member<A> {
     /// Fail fast, with a useful message, on a member that has no membership yet
     /// (instead of waiting for a leader that will never come).
     fn ensure_initialized(&self) -> Result<()> {
+        if self.is_retired() {
+            return Err(Error::Retired(self.inner.id));
+        }
         if self.identity().initialized {
             Ok(())
         } else {
@@ -731,13 +736,61 @@ impl<A: StateMachine> Member<A> {
         } else {
             ChangeMembers::RemoveNodes(BTreeSet::from([id]))
         };
+        let removed_addr = membership.get_node(&id).map(|n| n.addr.clone());
         tracing::info!(id, "leave: removing member");
         self.inner
             .raft
             .change_membership(change, false)
             .await
             .map_err(membership_error)?;
+        // Tell the removed member to stop its Raft: it no longer receives the log and
+        // would otherwise keep starting elections with ever higher terms. Best effort:
+        // if it is down, it learns nothing, and the operator's docs say to stop it.
+        if id == self.inner.id {
+            let me = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                me.retire_local(id).await;
+            });
+        } else if let Some(addr) = removed_addr {
+            let r: Result<bool> = call_json(
+                &self.inner.client,
+                &addr,
+                "retire",
+                Some(&LeaveRequest { id }),
+                Duration::from_secs(2),
+            )
+            .await;
+            if let Err(e) = r {
+                tracing::warn!(id, error = %e, "removed member could not be told to stop; stop its process");
+            }
+        }
         Ok(())
+    }
+
+    /// This member was removed from the cluster: stop Raft (no more elections) and
+    /// refuse further work. Returns whether `id` was this member.
+    pub(crate) async fn retire_local(&self, id: NodeId) -> bool {
+        if id != self.inner.id {
+            return false;
+        }
+        if !self
+            .inner
+            .retired
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            tracing::warn!(
+                id,
+                "this member was removed from the cluster: raft stopped; stop this process"
+            );
+            let _ = self.inner.raft.shutdown().await;
+        }
+        true
+    }
+
+    /// True once this member was told it was removed from the cluster.
+    pub fn is_retired(&self) -> bool {
+        self.inner.retired.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The cluster as seen by the leader (forwarded there if needed); falls back to the

@@ -57,6 +57,9 @@ impl ContactBook {
 /// Build the one reqwest client a member uses for all peer traffic.
 pub fn build_client() -> reqwest::Client {
     reqwest::Client::builder()
+        // Member-to-member traffic never goes through an HTTP(S)_PROXY from the
+        // environment.
+        .no_proxy()
         .connect_timeout(Duration::from_secs(2))
         .pool_idle_timeout(Duration::from_secs(30))
         .tcp_nodelay(true)

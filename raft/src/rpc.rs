@@ -65,6 +65,7 @@ pub fn router<A: StateMachine>(member: Member<A>) -> Router {
         .route("/raft/status", get(status::<A>))
         .route("/raft/join", post(join::<A>))
         .route("/raft/leave", post(leave::<A>))
+        .route("/raft/retire", post(retire::<A>))
         .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
         .with_state(member)
 }
@@ -143,5 +144,13 @@ async fn leave<A: StateMachine>(
         Ok(()) => Ok(m.local_status()),
         Err(e) => Err(e),
     };
+    Json(res).into_response()
+}
+
+async fn retire<A: StateMachine>(
+    State(m): State<Member<A>>,
+    Json(req): Json<LeaveRequest>,
+) -> Response {
+    let res: Result<bool> = Ok(m.retire_local(req.id).await);
     Json(res).into_response()
 }

@@ -58,6 +58,7 @@ impl From<vigil_raft::Error> for ApiError {
                 "timeout",
                 Some("the outcome is unknown: check the state before retrying"),
             ),
+            E::Retired(_) => (StatusCode::GONE, "retired", None),
             E::NotInitialized(_) => (StatusCode::CONFLICT, "not_initialized", None),
             E::AlreadyInitialized => (
                 StatusCode::CONFLICT,

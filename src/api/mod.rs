@@ -49,6 +49,12 @@ async fn healthz() -> &'static str {
 
 /// Readiness: the member belongs to a cluster that has a leader.
 async fn readyz(State(m): State<AppState>) -> (StatusCode, String) {
+    if m.is_retired() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: removed from the cluster; stop this process\n".into(),
+        );
+    }
     let s = m.local_status();
     match (s.initialized, s.leader) {
         (false, _) => (
