@@ -51,7 +51,51 @@ pub struct SettingDef {
     pub default: &'static str,
     /// One line for `settings list`.
     pub help: &'static str,
+    /// Where it may be overridden.
+    pub scope: Scope,
 }
+
+/// Where a setting may be given a value other than the cluster-wide one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Cluster-wide only.
+    Cluster,
+    /// Cluster-wide, overridable per pool.
+    Pool,
+    /// Cluster-wide, overridable per pool and per host.
+    Host,
+}
+
+const fn def(
+    key: &'static str,
+    kind: SettingKind,
+    default: &'static str,
+    scope: Scope,
+    help: &'static str,
+) -> SettingDef {
+    SettingDef {
+        key,
+        kind,
+        default,
+        help,
+        scope,
+    }
+}
+
+const fn dur(min_ms: u64, max_ms: u64) -> SettingKind {
+    SettingKind::Duration {
+        min: Duration::from_millis(min_ms),
+        max: Duration::from_millis(max_ms),
+    }
+}
+
+const fn int(min: i64, max: i64) -> SettingKind {
+    SettingKind::Integer { min, max }
+}
+
+const SEC: u64 = 1000;
+const MIN: u64 = 60 * SEC;
+const HOUR: u64 = 60 * MIN;
 
 /// Prefix of free-form annotation keys (`meta.site = ams1`).
 pub const META_PREFIX: &str = "meta.";
@@ -61,34 +105,236 @@ const META_DEF: SettingDef = SettingDef {
     kind: SettingKind::Text { max_len: 1024 },
     default: "",
     help: "free-form annotation (site, owner, ticket…); not used by vigil itself",
+    scope: Scope::Cluster,
 };
 
-/// Every declared setting.
+/// Every declared setting. `policy.*` keys are the HA policy: their values here are
+/// the cluster-wide defaults, which pools and hosts may override (see [`Scope`]).
 pub const SETTINGS: &[SettingDef] = &[
-    SettingDef {
-        key: "cluster.name",
-        kind: SettingKind::Text { max_len: 64 },
-        default: "vigil",
-        help: "human name of this cluster, shown in status and events",
-    },
-    SettingDef {
-        key: "member.lease",
-        kind: SettingKind::Duration {
-            min: Duration::from_secs(1),
-            max: Duration::from_secs(300),
-        },
-        default: "5s",
-        help: "how long a member may be silent before it is declared dead and its hosts move",
-    },
-    SettingDef {
-        key: "events.retention",
-        kind: SettingKind::Integer {
-            min: 100,
-            max: 1_000_000,
-        },
-        default: "10000",
-        help: "events kept in the replicated history",
-    },
+    def(
+        "cluster.name",
+        SettingKind::Text { max_len: 64 },
+        "vigil",
+        Scope::Cluster,
+        "human name of this cluster, shown in status and events",
+    ),
+    def(
+        "member.lease",
+        dur(SEC, 300 * SEC),
+        "5s",
+        Scope::Cluster,
+        "how long a member may be silent before it is declared dead and its hosts move",
+    ),
+    def(
+        "events.retention",
+        int(100, 1_000_000),
+        "10000",
+        Scope::Cluster,
+        "events kept in the replicated history",
+    ),
+    // Health checks.
+    def(
+        "policy.health.interval",
+        dur(100, HOUR),
+        "5s",
+        Scope::Host,
+        "time between health checks of a host",
+    ),
+    def(
+        "policy.health.timeout",
+        dur(50, 5 * MIN),
+        "2s",
+        Scope::Host,
+        "a health check not answered within this time fails",
+    ),
+    def(
+        "policy.health.failures",
+        int(1, 100),
+        "3",
+        Scope::Host,
+        "consecutive failed health checks that make an Available host Suspect",
+    ),
+    def(
+        "policy.health.window",
+        int(0, 1000),
+        "0",
+        Scope::Host,
+        "also suspect when window_ratio of the last N checks failed (0: consecutive only)",
+    ),
+    def(
+        "policy.health.window_ratio",
+        SettingKind::Ratio,
+        "0.5",
+        Scope::Host,
+        "share of failed checks in the window that makes a host Suspect",
+    ),
+    // Activity checks.
+    def(
+        "policy.activity.interval",
+        dur(100, HOUR),
+        "10s",
+        Scope::Host,
+        "delay before the first activity check of a Suspect host",
+    ),
+    def(
+        "policy.activity.backoff",
+        int(1, 10),
+        "2",
+        Scope::Host,
+        "each further activity round waits this many times longer",
+    ),
+    def(
+        "policy.activity.max_interval",
+        dur(100, 6 * HOUR),
+        "80s",
+        Scope::Host,
+        "longest wait between activity rounds",
+    ),
+    def(
+        "policy.activity.timeout",
+        dur(100, 10 * MIN),
+        "10s",
+        Scope::Host,
+        "an activity check not answered within this time is inconclusive",
+    ),
+    def(
+        "policy.activity.rounds",
+        int(1, 100),
+        "5",
+        Scope::Host,
+        "activity rounds before a verdict",
+    ),
+    def(
+        "policy.activity.failure_ratio",
+        SettingKind::Ratio,
+        "0.6",
+        Scope::Host,
+        "share of rounds without activity that declares the host dead",
+    ),
+    // Recovery.
+    def(
+        "policy.recovery.enabled",
+        SettingKind::Bool,
+        "true",
+        Scope::Host,
+        "power-cycle a dead host before fencing it",
+    ),
+    def(
+        "policy.recovery.attempts",
+        int(0, 10),
+        "1",
+        Scope::Host,
+        "power cycles tried before fencing",
+    ),
+    def(
+        "policy.recovery.timeout",
+        dur(SEC, HOUR),
+        "2m",
+        Scope::Host,
+        "a power cycle not confirmed within this time failed",
+    ),
+    def(
+        "policy.recovery.wait",
+        dur(SEC, 6 * HOUR),
+        "5m",
+        Scope::Host,
+        "after a power cycle, time for the host to pass a health check before it is fenced",
+    ),
+    // Fencing.
+    def(
+        "policy.fence.timeout",
+        dur(SEC, HOUR),
+        "1m",
+        Scope::Host,
+        "a fence level not verified within this time failed; the next level is tried",
+    ),
+    def(
+        "policy.fence.budget",
+        int(0, 100_000),
+        "3",
+        Scope::Pool,
+        "most fences per pool within budget_window (0: never fence)",
+    ),
+    def(
+        "policy.fence.budget_window",
+        dur(MIN, 7 * 24 * HOUR),
+        "1h",
+        Scope::Pool,
+        "sliding window of the fence budget",
+    ),
+    // Quiet period, timeouts.
+    def(
+        "policy.quiet_period",
+        dur(0, 24 * HOUR),
+        "5m",
+        Scope::Host,
+        "after power-on, failed health checks are ignored this long",
+    ),
+    def(
+        "policy.initialize_timeout",
+        dur(SEC, 24 * HOUR),
+        "10m",
+        Scope::Host,
+        "an Initializing host that never passes a health check becomes Suspect after this",
+    ),
+    def(
+        "policy.degraded.max_time",
+        dur(SEC, 7 * 24 * HOUR),
+        "30m",
+        Scope::Host,
+        "a host Degraded this long raises an operator alarm (it is never fenced for it)",
+    ),
+    // Pool gate and breaker.
+    def(
+        "policy.pool.min_available",
+        int(0, 100_000),
+        "2",
+        Scope::Pool,
+        "a pool is Active only with at least this many Available hosts",
+    ),
+    def(
+        "policy.breaker.ratio",
+        SettingKind::Ratio,
+        "0.3",
+        Scope::Pool,
+        "the breaker opens when this share of a pool's hosts is failing at once",
+    ),
+    def(
+        "policy.breaker.min_hosts",
+        int(1, 100_000),
+        "2",
+        Scope::Pool,
+        "…and at least this many hosts are failing",
+    ),
+    def(
+        "policy.breaker.cooldown",
+        dur(SEC, 24 * HOUR),
+        "10m",
+        Scope::Pool,
+        "an open breaker closes after this long once the failures have cleared",
+    ),
+    // Per-member concurrency.
+    def(
+        "policy.concurrency.checks",
+        int(1, 100_000),
+        "256",
+        Scope::Cluster,
+        "health/activity checks one member runs at once",
+    ),
+    def(
+        "policy.concurrency.recoveries",
+        int(1, 1000),
+        "4",
+        Scope::Cluster,
+        "power cycles one member runs at once",
+    ),
+    def(
+        "policy.concurrency.fences",
+        int(1, 1000),
+        "4",
+        Scope::Cluster,
+        "fences one member runs at once",
+    ),
 ];
 
 /// A typed setting value. Plain data: replicated with bincode.
@@ -291,12 +537,7 @@ mod tests {
         assert!(lookup("meta.site").is_ok());
         assert!(lookup("meta.").is_err());
         assert!(lookup("meta.a b").is_err());
-        let r = SettingDef {
-            key: "x",
-            kind: SettingKind::Ratio,
-            default: "0.3",
-            help: "",
-        };
+        let r = def("x", SettingKind::Ratio, "0.3", Scope::Host, "");
         assert_eq!(r.parse("x", "0.3").unwrap().to_string(), "0.3");
         assert!(r.parse("x", "1.5").is_err());
     }
