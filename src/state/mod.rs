@@ -2,15 +2,24 @@
 //!
 //! `apply` is deterministic: the proposer stamps the time and its member id into each
 //! command; apply re-validates everything (a command checked by a stale or buggy
-//! proposer is rejected the same way on every member) and iterates only ordered maps.
+//! proposer is rejected the same way on every member), runs the pure engine for host
+//! inputs, and iterates only ordered maps.
 
-use std::collections::BTreeMap;
+mod apply;
+pub mod model;
+pub mod validate;
+
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use vigil_raft::app::SnapshotDecodeError;
 use vigil_raft::{ApplyContext, NodeId, StateMachine};
 
+use crate::engine::host::Transition;
+use crate::engine::input::Input;
+use crate::engine::policy::{Millis, Overrides};
 use crate::settings::{self, SettingValue};
+use model::{Event, Host, HostSpec, Intent, LedgerEntry, Pool, PoolSpec};
 
 /// Who proposed a command and when (milliseconds since the Unix epoch, the proposer's
 /// clock). Carried into the state so that apply never reads a clock.
@@ -19,7 +28,45 @@ pub struct Stamp {
     /// Proposing member.
     pub by: NodeId,
     /// Proposer's wall clock, ms since the epoch.
-    pub at_ms: u64,
+    pub at_ms: Millis,
+}
+
+/// One input for one host. `epoch` is the owner's view of the host's epoch; `None`
+/// for operator inputs, which are not tied to ownership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInput {
+    /// Host name.
+    pub host: String,
+    /// Epoch the proposer holds (checked at apply).
+    pub epoch: Option<u64>,
+    /// The input.
+    pub input: Input,
+}
+
+/// A declarative change applied atomically (`vigil apply -f`): everything or nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryChange {
+    /// Cluster settings to set.
+    pub settings: Vec<(String, SettingValue)>,
+    /// Pools to create or replace.
+    pub pools: Vec<PoolSpec>,
+    /// Hosts to create or replace.
+    pub hosts: Vec<HostSpec>,
+    /// Hosts to remove.
+    pub remove_hosts: Vec<String>,
+    /// Pools to remove (after their hosts).
+    pub remove_pools: Vec<String>,
+}
+
+impl InventoryChange {
+    /// True when it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.settings.is_empty()
+            && self.pools.is_empty()
+            && self.hosts.is_empty()
+            && self.remove_hosts.is_empty()
+            && self.remove_pools.is_empty()
+    }
 }
 
 /// A change to the replicated state.
@@ -41,6 +88,92 @@ pub enum Command {
         /// Who and when.
         stamp: Stamp,
     },
+    /// Create a pool.
+    CreatePool {
+        /// The pool.
+        spec: PoolSpec,
+        /// Who and when.
+        stamp: Stamp,
+    },
+    /// Enable/disable a pool and/or change its policy overrides.
+    UpdatePool {
+        /// Pool name.
+        name: String,
+        /// New enabled flag, if changing.
+        enabled: Option<bool>,
+        /// Overrides to set.
+        set: Overrides,
+        /// Override keys to remove.
+        unset: Vec<String>,
+        /// Who and when.
+        stamp: Stamp,
+    },
+    /// Remove an empty pool.
+    RemovePool {
+        /// Pool name.
+        name: String,
+        /// Who and when.
+        stamp: Stamp,
+    },
+    /// Add a host.
+    AddHost {
+        /// The host.
+        spec: HostSpec,
+        /// Who and when.
+        stamp: Stamp,
+    },
+    /// Remove a host (refused while an action is in flight).
+    RemoveHost {
+        /// Host name.
+        name: String,
+        /// Who and when.
+        stamp: Stamp,
+    },
+    /// Maintenance on/off.
+    SetMaintenance {
+        /// Host name.
+        name: String,
+        /// On or off.
+        on: bool,
+        /// Who and when.
+        stamp: Stamp,
+    },
+    /// Inputs for the engine (observations, outcomes, ticks, operator actions).
+    HostInputs {
+        /// The inputs, applied in order.
+        inputs: Vec<HostInput>,
+        /// Who and when.
+        stamp: Stamp,
+    },
+    /// Tick every host whose deadline or schedule is due, and every pool.
+    TickAll {
+        /// Who and when.
+        stamp: Stamp,
+    },
+    /// A declarative change, all or nothing.
+    ApplyInventory {
+        /// The change.
+        change: InventoryChange,
+        /// Who and when.
+        stamp: Stamp,
+    },
+}
+
+/// Result of one host input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InputOutcome {
+    /// Applied (possibly changing nothing).
+    Applied {
+        /// State change, if any.
+        transition: Option<Transition>,
+        /// Intents committed by this input.
+        intents: Vec<u64>,
+    },
+    /// Refused (stale epoch, unknown host).
+    Rejected {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// What applying a command did.
@@ -55,6 +188,13 @@ pub enum Response {
     Rejected {
         /// Why.
         reason: String,
+    },
+    /// Host inputs: one outcome per input.
+    Inputs {
+        /// Revision after this command.
+        revision: u64,
+        /// Outcomes in input order.
+        results: Vec<InputOutcome>,
     },
 }
 
@@ -76,6 +216,20 @@ pub struct VigilState {
     pub revision: u64,
     /// Explicitly set settings; absent keys have their declared default.
     pub settings: BTreeMap<String, SettingRecord>,
+    /// Pools by name.
+    pub pools: BTreeMap<String, Pool>,
+    /// Hosts by name.
+    pub hosts: BTreeMap<String, Host>,
+    /// Intents by id (in-flight ones and the most recent ended ones).
+    pub intents: BTreeMap<u64, Intent>,
+    /// Id of the next intent.
+    pub next_intent: u64,
+    /// Fence/recovery ledger, oldest first.
+    pub ledger: VecDeque<LedgerEntry>,
+    /// Bounded event history, oldest first.
+    pub events: VecDeque<Event>,
+    /// Sequence number of the next event.
+    pub next_event: u64,
 }
 
 impl VigilState {
@@ -91,31 +245,6 @@ impl VigilState {
             Some(def.default_value())
         }
     }
-
-    fn apply_command(&mut self, cmd: &Command) -> Result<(), String> {
-        match cmd {
-            Command::SetSetting { key, value, stamp } => {
-                let def = settings::lookup(key).map_err(|e| e.to_string())?;
-                def.check(key, value).map_err(|e| e.to_string())?;
-                self.revision += 1;
-                self.settings.insert(
-                    key.clone(),
-                    SettingRecord {
-                        value: value.clone(),
-                        revision: self.revision,
-                        stamp: *stamp,
-                    },
-                );
-                Ok(())
-            }
-            Command::ResetSetting { key, .. } => {
-                settings::lookup(key).map_err(|e| e.to_string())?;
-                self.revision += 1;
-                self.settings.remove(key);
-                Ok(())
-            }
-        }
-    }
 }
 
 impl StateMachine for VigilState {
@@ -123,12 +252,7 @@ impl StateMachine for VigilState {
     type Response = Response;
 
     fn apply(&mut self, _ctx: ApplyContext, cmd: &Command) -> Response {
-        match self.apply_command(cmd) {
-            Ok(()) => Response::Applied {
-                revision: self.revision,
-            },
-            Err(reason) => Response::Rejected { reason },
-        }
+        self.apply_command(cmd)
     }
 
     fn encode_snapshot(&self) -> Vec<u8> {

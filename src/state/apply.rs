@@ -1,0 +1,794 @@
+//! Deterministic apply of every command. Each command is validated against the current
+//! state first and either applied whole or rejected with a reason, identically on every
+//! member. Host inputs run the pure engine with the pool's gate computed here, from the
+//! replicated ledger, so a stale or buggy proposer cannot exceed a budget or bypass the
+//! breaker: the decision is re-made at apply.
+
+use crate::engine::host::{step, Action, Ctx, Gate, Transition};
+use crate::engine::input::{Admin, Input};
+use crate::engine::policy::{Millis, Overrides, Policy};
+use crate::engine::pool::{self, Budget, PoolCounts, PoolStatus};
+use crate::engine::record::HaRecord;
+use crate::settings;
+use crate::state::model::{
+    Event, EventKind, HistoryEntry, Host, HostSpec, Intent, IntentKind, IntentState, LedgerEntry,
+    Pool, PoolSpec, HOST_HISTORY,
+};
+use crate::state::{
+    validate, Command, HostInput, InputOutcome, InventoryChange, Response, SettingRecord, Stamp,
+    VigilState,
+};
+
+/// Ended intents kept for audit and `explain` (in-flight ones are always kept).
+const ENDED_INTENTS_KEPT: usize = 10_000;
+/// Ledger entries kept (the budget window is at most 7 days; this bounds memory).
+const LEDGER_KEPT: usize = 10_000;
+
+type Outcome = Result<(), String>;
+
+impl VigilState {
+    pub(crate) fn apply_command(&mut self, cmd: &Command) -> Response {
+        let result = match cmd {
+            Command::SetSetting { key, value, stamp } => self.set_setting(key, value, *stamp),
+            Command::ResetSetting { key, stamp } => self.reset_setting(key, *stamp),
+            Command::CreatePool { spec, stamp } => self.create_pool(spec, *stamp),
+            Command::UpdatePool {
+                name,
+                enabled,
+                set,
+                unset,
+                stamp,
+            } => self.update_pool(name, *enabled, set, unset, *stamp),
+            Command::RemovePool { name, stamp } => self.remove_pool(name, *stamp),
+            Command::AddHost { spec, stamp } => self.add_host(spec, *stamp),
+            Command::RemoveHost { name, stamp } => self.remove_host(name, *stamp),
+            Command::SetMaintenance { name, on, stamp } => self.set_maintenance(name, *on, *stamp),
+            Command::HostInputs { inputs, stamp } => {
+                let results = inputs.iter().map(|i| self.host_input(i, *stamp)).collect();
+                self.revision += 1;
+                return Response::Inputs {
+                    revision: self.revision,
+                    results,
+                };
+            }
+            Command::TickAll { stamp } => {
+                self.tick_all(*stamp);
+                Ok(())
+            }
+            Command::ApplyInventory { change, stamp } => self.apply_inventory(change, *stamp),
+        };
+        match result {
+            Ok(()) => {
+                self.revision += 1;
+                Response::Applied {
+                    revision: self.revision,
+                }
+            }
+            Err(reason) => Response::Rejected { reason },
+        }
+    }
+
+    // ----- settings ----------------------------------------------------------------
+
+    fn set_setting(&mut self, key: &str, value: &settings::SettingValue, stamp: Stamp) -> Outcome {
+        let def = settings::lookup(key).map_err(|e| e.to_string())?;
+        def.check(key, value).map_err(|e| e.to_string())?;
+        self.settings.insert(
+            key.to_string(),
+            SettingRecord {
+                value: value.clone(),
+                revision: self.revision + 1,
+                stamp,
+            },
+        );
+        if key.starts_with("policy.") {
+            self.reevaluate_all_pools(stamp);
+        }
+        Ok(())
+    }
+
+    fn reset_setting(&mut self, key: &str, stamp: Stamp) -> Outcome {
+        settings::lookup(key).map_err(|e| e.to_string())?;
+        self.settings.remove(key);
+        if key.starts_with("policy.") {
+            self.reevaluate_all_pools(stamp);
+        }
+        Ok(())
+    }
+
+    // ----- policy, budget, gate ----------------------------------------------------
+
+    fn cluster_value(&self, key: &str) -> Option<settings::SettingValue> {
+        self.settings.get(key).map(|r| r.value.clone())
+    }
+
+    /// Effective policy of a pool (cluster values and the pool's overrides).
+    pub fn pool_policy(&self, pool: &str) -> Policy {
+        let empty = Overrides::new();
+        let overrides = self
+            .pools
+            .get(pool)
+            .map(|p| &p.spec.policy)
+            .unwrap_or(&empty);
+        Policy::for_host(|k| self.cluster_value(k), overrides, &empty).unwrap_or_default()
+    }
+
+    /// Effective policy of a host (cluster, pool, host).
+    pub fn host_policy(&self, spec: &HostSpec) -> Policy {
+        let empty = Overrides::new();
+        let pool = self
+            .pools
+            .get(&spec.pool)
+            .map(|p| &p.spec.policy)
+            .unwrap_or(&empty);
+        Policy::for_host(|k| self.cluster_value(k), pool, &spec.policy).unwrap_or_default()
+    }
+
+    /// Fence budget of a pool at `now`, from the replicated ledger.
+    pub fn pool_budget(&self, pool: &str, now: Millis) -> Budget {
+        let policy = self.pool_policy(pool);
+        pool::budget(
+            self.ledger
+                .iter()
+                .filter(|e| e.fence && e.pool == pool)
+                .map(|e| e.at),
+            &policy,
+            now,
+        )
+    }
+
+    /// The gate the engine gets for hosts of `pool` (status as last evaluated).
+    pub fn pool_gate(&self, pool: &str, now: Millis) -> Gate {
+        match self.pools.get(pool) {
+            Some(p) => pool::gate(&p.status, &self.pool_budget(pool, now)),
+            None => Gate {
+                actions: Err(format!("pool {pool} does not exist")),
+                fence_budget_left: 0,
+            },
+        }
+    }
+
+    fn reevaluate_pool(&mut self, name: &str, stamp: Stamp) {
+        let Some(p) = self.pools.get(name) else {
+            return;
+        };
+        let policy = self.pool_policy(name);
+        let budget = self.pool_budget(name, stamp.at_ms);
+        let next = pool::evaluate(
+            &p.status,
+            p.spec.enabled,
+            &p.counts,
+            &budget,
+            &policy,
+            stamp.at_ms,
+        );
+        if next == p.status {
+            return;
+        }
+        let (from, to, reason) = (p.status.state, next.state, next.reason.clone());
+        if let Some(p) = self.pools.get_mut(name) {
+            p.status = next;
+        }
+        if from != to {
+            self.push_event(
+                stamp,
+                None,
+                Some(name),
+                EventKind::PoolTransition { from, to, reason },
+                None,
+            );
+        }
+    }
+
+    fn reevaluate_all_pools(&mut self, stamp: Stamp) {
+        let names: Vec<String> = self.pools.keys().cloned().collect();
+        for n in names {
+            self.reevaluate_pool(&n, stamp);
+        }
+    }
+
+    fn recount(&mut self, pool: &str) {
+        let counts = PoolCounts::of(
+            self.hosts
+                .values()
+                .filter(|h| h.spec.pool == pool)
+                .map(|h| h.ha.state),
+        );
+        if let Some(p) = self.pools.get_mut(pool) {
+            p.counts = counts;
+        }
+    }
+
+    // ----- events ------------------------------------------------------------------
+
+    fn push_event(
+        &mut self,
+        stamp: Stamp,
+        host: Option<&str>,
+        pool: Option<&str>,
+        kind: EventKind,
+        evidence: Option<Input>,
+    ) {
+        let seq = self.next_event;
+        self.next_event += 1;
+        self.events.push_back(Event {
+            seq,
+            at: stamp.at_ms,
+            by: stamp.by,
+            host: host.map(str::to_string),
+            pool: pool.map(str::to_string),
+            kind,
+            evidence,
+        });
+        let keep = match self.setting("events.retention") {
+            Some(settings::SettingValue::Integer(n)) => n.max(1) as usize,
+            _ => 10_000,
+        };
+        while self.events.len() > keep {
+            self.events.pop_front();
+        }
+    }
+
+    // ----- pools -------------------------------------------------------------------
+
+    fn create_pool(&mut self, spec: &PoolSpec, stamp: Stamp) -> Outcome {
+        validate::pool(spec)?;
+        if self.pools.contains_key(&spec.name) {
+            return Err(format!("pool {} already exists", spec.name));
+        }
+        self.pools.insert(
+            spec.name.clone(),
+            Pool {
+                spec: PoolSpec {
+                    enabled: false,
+                    ..spec.clone()
+                },
+                status: PoolStatus::new(stamp.at_ms),
+                counts: PoolCounts::default(),
+            },
+        );
+        self.push_event(
+            stamp,
+            None,
+            Some(&spec.name),
+            EventKind::Config {
+                what: format!("pool {} created", spec.name),
+            },
+            None,
+        );
+        if spec.enabled {
+            self.set_pool_enabled(&spec.name, true, stamp);
+        }
+        Ok(())
+    }
+
+    fn set_pool_enabled(&mut self, name: &str, enabled: bool, stamp: Stamp) {
+        let Some(p) = self.pools.get_mut(name) else {
+            return;
+        };
+        if p.spec.enabled == enabled {
+            return;
+        }
+        p.spec.enabled = enabled;
+        let hosts: Vec<String> = self
+            .hosts
+            .values()
+            .filter(|h| h.spec.pool == name)
+            .map(|h| h.spec.name.clone())
+            .collect();
+        let op = if enabled {
+            Admin::Enable
+        } else {
+            Admin::Disable
+        };
+        for h in hosts {
+            self.step_host(&h, &Input::Admin(op), stamp);
+        }
+        self.reevaluate_pool(name, stamp);
+    }
+
+    fn update_pool(
+        &mut self,
+        name: &str,
+        enabled: Option<bool>,
+        set: &Overrides,
+        unset: &[String],
+        stamp: Stamp,
+    ) -> Outcome {
+        let p = self
+            .pools
+            .get(name)
+            .ok_or_else(|| format!("unknown pool {name}"))?;
+        let mut spec = p.spec.clone();
+        for k in unset {
+            spec.policy.remove(k);
+        }
+        for (k, v) in set {
+            spec.policy.insert(k.clone(), v.clone());
+        }
+        validate::pool(&spec)?;
+        let changed_policy = spec.policy != p.spec.policy;
+        if let Some(p) = self.pools.get_mut(name) {
+            p.spec.policy = spec.policy;
+        }
+        if changed_policy {
+            self.push_event(
+                stamp,
+                None,
+                Some(name),
+                EventKind::Config {
+                    what: format!("pool {name} policy changed"),
+                },
+                None,
+            );
+        }
+        if let Some(e) = enabled {
+            self.set_pool_enabled(name, e, stamp);
+        }
+        self.reevaluate_pool(name, stamp);
+        Ok(())
+    }
+
+    fn remove_pool(&mut self, name: &str, stamp: Stamp) -> Outcome {
+        if !self.pools.contains_key(name) {
+            return Err(format!("unknown pool {name}"));
+        }
+        let n = self.hosts.values().filter(|h| h.spec.pool == name).count();
+        if n > 0 {
+            return Err(format!(
+                "pool {name} still has {n} host(s); remove or move them first"
+            ));
+        }
+        self.pools.remove(name);
+        self.push_event(
+            stamp,
+            None,
+            Some(name),
+            EventKind::Config {
+                what: format!("pool {name} removed"),
+            },
+            None,
+        );
+        Ok(())
+    }
+
+    // ----- hosts -------------------------------------------------------------------
+
+    fn check_new_host(&self, spec: &HostSpec) -> Outcome {
+        validate::host(spec)?;
+        if !self.pools.contains_key(&spec.pool) {
+            return Err(format!("host {}: unknown pool {:?}", spec.name, spec.pool));
+        }
+        Ok(())
+    }
+
+    fn add_host(&mut self, spec: &HostSpec, stamp: Stamp) -> Outcome {
+        self.check_new_host(spec)?;
+        if self.hosts.contains_key(&spec.name) {
+            return Err(format!("host {} already exists", spec.name));
+        }
+        self.insert_host(spec.clone(), stamp);
+        Ok(())
+    }
+
+    fn insert_host(&mut self, spec: HostSpec, stamp: Stamp) {
+        let name = spec.name.clone();
+        let pool = spec.pool.clone();
+        self.hosts.insert(
+            name.clone(),
+            Host {
+                spec,
+                ha: HaRecord::new(stamp.at_ms),
+                owner: None,
+                epoch: 0,
+                history: Vec::new(),
+            },
+        );
+        self.recount(&pool);
+        self.push_event(
+            stamp,
+            Some(&name),
+            Some(&pool),
+            EventKind::Config {
+                what: format!("host {name} added to pool {pool}"),
+            },
+            None,
+        );
+        if self.pools.get(&pool).is_some_and(|p| p.spec.enabled) {
+            self.step_host(&name, &Input::Admin(Admin::Enable), stamp);
+        }
+        self.reevaluate_pool(&pool, stamp);
+    }
+
+    /// Replace a host's configuration, keeping its HA record. Moving pools and
+    /// changing drivers are refused while an action is in flight.
+    fn replace_host(&mut self, spec: &HostSpec, stamp: Stamp) -> Outcome {
+        self.check_new_host(spec)?;
+        let Some(h) = self.hosts.get(&spec.name) else {
+            self.insert_host(spec.clone(), stamp);
+            return Ok(());
+        };
+        if h.spec == *spec {
+            return Ok(());
+        }
+        if let Some(i) = h.ha.intent {
+            if h.spec.pool != spec.pool || h.spec.fence != spec.fence {
+                return Err(format!(
+                    "host {}: intent #{i} is in flight; its pool and power drivers cannot change until it ends",
+                    spec.name
+                ));
+            }
+        }
+        let old_pool = h.spec.pool.clone();
+        let moved = old_pool != spec.pool;
+        if let Some(h) = self.hosts.get_mut(&spec.name) {
+            h.spec = spec.clone();
+        }
+        self.push_event(
+            stamp,
+            Some(&spec.name),
+            Some(&spec.pool),
+            EventKind::Config {
+                what: format!("host {} configuration changed", spec.name),
+            },
+            None,
+        );
+        if moved {
+            self.recount(&old_pool);
+            self.recount(&spec.pool);
+            let enabled = self.pools.get(&spec.pool).is_some_and(|p| p.spec.enabled);
+            let op = if enabled {
+                Admin::Enable
+            } else {
+                Admin::Disable
+            };
+            self.step_host(&spec.name, &Input::Admin(op), stamp);
+            self.reevaluate_pool(&old_pool, stamp);
+        }
+        self.step_host(&spec.name, &Input::Admin(Admin::Reevaluate), stamp);
+        Ok(())
+    }
+
+    fn remove_host(&mut self, name: &str, stamp: Stamp) -> Outcome {
+        let h = self
+            .hosts
+            .get(name)
+            .ok_or_else(|| format!("unknown host {name}"))?;
+        if let Some(i) = h.ha.intent {
+            return Err(format!(
+                "host {name} has an action in flight (intent #{i}); wait for it to end or disable HA for its pool first"
+            ));
+        }
+        let pool = h.spec.pool.clone();
+        self.hosts.remove(name);
+        self.recount(&pool);
+        self.push_event(
+            stamp,
+            Some(name),
+            Some(&pool),
+            EventKind::Config {
+                what: format!("host {name} removed"),
+            },
+            None,
+        );
+        self.reevaluate_pool(&pool, stamp);
+        Ok(())
+    }
+
+    fn set_maintenance(&mut self, name: &str, on: bool, stamp: Stamp) -> Outcome {
+        let h = self
+            .hosts
+            .get_mut(name)
+            .ok_or_else(|| format!("unknown host {name}"))?;
+        if h.spec.maintenance == on {
+            return Ok(());
+        }
+        h.spec.maintenance = on;
+        let pool = h.spec.pool.clone();
+        self.push_event(
+            stamp,
+            Some(name),
+            Some(&pool),
+            EventKind::Config {
+                what: format!("maintenance {}", if on { "on" } else { "off" }),
+            },
+            None,
+        );
+        self.step_host(name, &Input::Admin(Admin::Reevaluate), stamp);
+        Ok(())
+    }
+
+    // ----- engine inputs -----------------------------------------------------------
+
+    fn host_input(&mut self, hi: &HostInput, stamp: Stamp) -> InputOutcome {
+        let Some(h) = self.hosts.get(&hi.host) else {
+            return InputOutcome::Rejected {
+                reason: format!("unknown host {}", hi.host),
+            };
+        };
+        if let Some(e) = hi.epoch {
+            if e != h.epoch {
+                return InputOutcome::Rejected {
+                    reason: format!(
+                        "stale epoch {e}: host {} is at epoch {} (owner {:?})",
+                        hi.host, h.epoch, h.owner
+                    ),
+                };
+            }
+        }
+        let (transition, intents) = self.step_host(&hi.host, &hi.input, stamp);
+        InputOutcome::Applied {
+            transition,
+            intents,
+        }
+    }
+
+    /// Run the engine for one host and apply its result: record, counts, intents,
+    /// ledger, events, pool re-evaluation.
+    fn step_host(
+        &mut self,
+        name: &str,
+        input: &Input,
+        stamp: Stamp,
+    ) -> (Option<Transition>, Vec<u64>) {
+        let now = stamp.at_ms;
+        let Some(pool_name) = self.hosts.get(name).map(|h| h.spec.pool.clone()) else {
+            return (None, vec![]);
+        };
+        // Time-based pool changes (breaker cooldown, budget window) first.
+        self.reevaluate_pool(&pool_name, stamp);
+        let Some(h) = self.hosts.get(name) else {
+            return (None, vec![]);
+        };
+        let policy = self.host_policy(&h.spec);
+        let gate = self.pool_gate(&pool_name, now);
+        let ctx = Ctx {
+            policy: &policy,
+            gate: &gate,
+            maintenance: h.spec.maintenance,
+            fence_levels: h.spec.fence.len() as u32,
+            next_intent_id: self.next_intent,
+        };
+        let out = step(&h.ha, &ctx, input, now);
+        if out.is_noop(&h.ha) {
+            return (None, vec![]);
+        }
+        let epoch = h.epoch;
+        let owner = h.owner;
+        let drivers: Vec<_> = h.spec.fence.iter().map(|d| d.kind).collect();
+        let old_state = h.ha.state;
+        if let Some(h) = self.hosts.get_mut(name) {
+            h.ha = out.record.clone();
+            if let Some(t) = &out.transition {
+                h.history.push(HistoryEntry {
+                    at: now,
+                    by: stamp.by,
+                    transition: t.clone(),
+                    evidence: input.clone(),
+                });
+                if h.history.len() > HOST_HISTORY {
+                    h.history.remove(0);
+                }
+            }
+        }
+        if old_state != out.record.state {
+            if let Some(p) = self.pools.get_mut(&pool_name) {
+                let mut c = p.counts;
+                remove_state(&mut c, old_state);
+                c.add(out.record.state);
+                p.counts = c;
+            }
+        }
+        if let Some(t) = &out.transition {
+            self.push_event(
+                stamp,
+                Some(name),
+                Some(&pool_name),
+                EventKind::HostTransition(t.clone()),
+                Some(input.clone()),
+            );
+        }
+        let mut started = Vec::new();
+        for action in &out.actions {
+            match action {
+                Action::Recover {
+                    intent,
+                    attempt,
+                    deadline,
+                } => {
+                    let kind = IntentKind::Recover { attempt: *attempt };
+                    self.start_intent(
+                        *intent, name, &pool_name, epoch, owner, kind, *deadline, false, stamp,
+                    );
+                    started.push(*intent);
+                }
+                Action::Fence {
+                    intent,
+                    level,
+                    new_fence,
+                    deadline,
+                } => {
+                    let driver = drivers
+                        .get(*level as usize)
+                        .copied()
+                        .unwrap_or(crate::state::model::DriverKind::Sim);
+                    let kind = IntentKind::Fence {
+                        level: *level,
+                        driver,
+                    };
+                    self.start_intent(
+                        *intent, name, &pool_name, epoch, owner, kind, *deadline, *new_fence, stamp,
+                    );
+                    started.push(*intent);
+                }
+                Action::CloseIntent { intent, end } => {
+                    if let Some(i) = self.intents.get_mut(intent) {
+                        i.state = IntentState::Ended {
+                            end: end.clone(),
+                            at: now,
+                        };
+                    }
+                    self.push_event(
+                        stamp,
+                        Some(name),
+                        Some(&pool_name),
+                        EventKind::IntentEnded {
+                            intent: *intent,
+                            end: end.clone(),
+                        },
+                        None,
+                    );
+                }
+                Action::Alarm { text } => {
+                    self.push_event(
+                        stamp,
+                        Some(name),
+                        Some(&pool_name),
+                        EventKind::Alarm { text: text.clone() },
+                        Some(input.clone()),
+                    );
+                }
+                Action::ActivityCheck { .. } => {}
+            }
+        }
+        self.prune_intents();
+        self.reevaluate_pool(&pool_name, stamp);
+        (out.transition, started)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_intent(
+        &mut self,
+        id: u64,
+        host: &str,
+        pool: &str,
+        epoch: u64,
+        owner: Option<vigil_raft::NodeId>,
+        kind: IntentKind,
+        deadline: Millis,
+        new_fence: bool,
+        stamp: Stamp,
+    ) {
+        self.next_intent = self.next_intent.max(id + 1);
+        let is_fence = matches!(kind, IntentKind::Fence { .. });
+        self.intents.insert(
+            id,
+            Intent {
+                id,
+                host: host.to_string(),
+                pool: pool.to_string(),
+                epoch,
+                owner,
+                kind: kind.clone(),
+                created_at: stamp.at_ms,
+                deadline,
+                state: IntentState::InFlight,
+            },
+        );
+        if new_fence || !is_fence {
+            self.ledger.push_back(LedgerEntry {
+                intent: id,
+                host: host.to_string(),
+                pool: pool.to_string(),
+                fence: is_fence,
+                at: stamp.at_ms,
+            });
+            while self.ledger.len() > LEDGER_KEPT {
+                self.ledger.pop_front();
+            }
+        }
+        self.push_event(
+            stamp,
+            Some(host),
+            Some(pool),
+            EventKind::IntentStarted { intent: id, kind },
+            None,
+        );
+    }
+
+    fn prune_intents(&mut self) {
+        if self.intents.len() <= ENDED_INTENTS_KEPT {
+            return;
+        }
+        let excess = self.intents.len() - ENDED_INTENTS_KEPT;
+        let old: Vec<u64> = self
+            .intents
+            .values()
+            .filter(|i| i.state != IntentState::InFlight)
+            .take(excess)
+            .map(|i| i.id)
+            .collect();
+        for id in old {
+            self.intents.remove(&id);
+        }
+    }
+
+    fn tick_all(&mut self, stamp: Stamp) {
+        let now = stamp.at_ms;
+        self.reevaluate_all_pools(stamp);
+        let due: Vec<String> = self
+            .hosts
+            .values()
+            .filter(|h| {
+                let d = |t: Millis| t != 0 && now >= t;
+                d(h.ha.deadline) || d(h.ha.next_activity_at)
+            })
+            .map(|h| h.spec.name.clone())
+            .collect();
+        for name in due {
+            self.step_host(&name, &Input::Tick, stamp);
+        }
+    }
+
+    // ----- inventory ---------------------------------------------------------------
+
+    fn apply_inventory(&mut self, change: &InventoryChange, stamp: Stamp) -> Outcome {
+        // All or nothing: apply to a copy, keep it only if every part succeeded.
+        let mut next = self.clone();
+        next.apply_inventory_parts(change, stamp)?;
+        *self = next;
+        Ok(())
+    }
+
+    fn apply_inventory_parts(&mut self, change: &InventoryChange, stamp: Stamp) -> Outcome {
+        for (k, v) in &change.settings {
+            self.set_setting(k, v, stamp)
+                .map_err(|e| format!("policy: {e}"))?;
+        }
+        for spec in &change.pools {
+            validate::pool(spec)?;
+            if self.pools.contains_key(&spec.name) {
+                let p = &self.pools[&spec.name];
+                let unset: Vec<String> = p
+                    .spec
+                    .policy
+                    .keys()
+                    .filter(|k| !spec.policy.contains_key(*k))
+                    .cloned()
+                    .collect();
+                self.update_pool(&spec.name, Some(spec.enabled), &spec.policy, &unset, stamp)?;
+            } else {
+                self.create_pool(spec, stamp)?;
+            }
+        }
+        for spec in &change.hosts {
+            self.replace_host(spec, stamp)?;
+        }
+        for name in &change.remove_hosts {
+            self.remove_host(name, stamp)?;
+        }
+        for name in &change.remove_pools {
+            self.remove_pool(name, stamp)?;
+        }
+        Ok(())
+    }
+}
+
+fn remove_state(c: &mut PoolCounts, s: crate::engine::record::HaState) {
+    let mut minus = PoolCounts::default();
+    minus.add(s);
+    c.hosts -= minus.hosts;
+    c.enabled -= minus.enabled;
+    c.available -= minus.available;
+    c.failing -= minus.failing;
+}
