@@ -491,7 +491,10 @@ impl Stepper<'_> {
         let state = self.rec.state;
         match new {
             PowerState::On => match state {
-                Disabled | Recovering => {}
+                // A running power cycle or fence ends by its outcome or deadline: a
+                // reading of "on" (often after the BMC stopped answering during the
+                // power operation) must not abandon it.
+                Disabled | Recovering | Fencing => {}
                 FenceFailed if old != PowerState::Off => {}
                 Ineligible if old == PowerState::Unknown => self
                     .enter_initializing(format!("BMC reachable again, power on ({detail})"), false),
@@ -632,6 +635,10 @@ impl Stepper<'_> {
     fn outcome(&mut self, intent: u64, result: &ActionResult) {
         if self.rec.intent != Some(intent) {
             return; // stale: an older attempt, or the state moved on
+        }
+        if let ActionResult::Done { power_after } = result {
+            // What the driver verified is the freshest power state there is.
+            self.rec.power = *power_after;
         }
         match (self.rec.state, result) {
             (HaState::Recovering, ActionResult::Done { .. }) => {
