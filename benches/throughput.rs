@@ -1,16 +1,18 @@
 //! Replicated write throughput of a 3-member in-process cluster (real HTTP between the
 //! members on loopback, one sled flush per log append on every member).
 //!
-//! Run with `cargo bench --bench throughput`. `VIGIL_BENCH_SECS` sets the measured
-//! duration of each run (default 5), `VIGIL_BENCH_DIR` where the members' data dirs go
-//! (default: a temp dir under the system temp dir; use a real disk, not tmpfs).
+//! Run with `cargo bench --bench throughput` (without `--bench`, e.g. under
+//! `cargo test --benches`, it does nothing unless `VIGIL_BENCH_SECS` is set).
+//! `VIGIL_BENCH_SECS` sets the measured duration of each run (default 5),
+//! `VIGIL_BENCH_DIR` where the members' data dirs go (default: a temp dir under the
+//! system temp dir; use a real disk, not tmpfs).
 //! For tuning experiments, `VIGIL_BENCH_MAX_BATCH` / `VIGIL_BENCH_MAX_INFLIGHT` override
 //! the batched configuration and `VIGIL_BENCH_SKIP_UNBATCHED=1` skips the baseline.
 //!
 //! Every writer is a tokio task that loops `member.write(SetSetting meta.k<i>)` and
 //! times each call. Keys cycle through a bounded set so the replicated state stays the
 //! same size however long the run. The same runs are repeated with batching disabled
-//! (`max_batch = 1`: every write is its own log entry and its own leader fsync, with
+//! (`max_batch = 1`: every write is its own log entry and its own leader flush, with
 //! many `client_write` calls in flight at once) to show what the batcher buys.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,16 +110,8 @@ async fn drive(
                 };
                 let t = Instant::now();
                 match tokio::time::timeout(WRITE_TIMEOUT, m.write(cmd)).await {
-                    Ok(Ok(Response::Applied { .. })) => {
-                        let e = t.elapsed();
-                        if e > Duration::from_millis(80) {
-                            tracing::warn!(ms = e.as_millis() as u64, "SLOW write");
-                        }
-                        lat.push(e)
-                    }
-                    Ok(Ok(Response::Rejected { reason })) => {
-                        panic!("benchmark command rejected: {reason}")
-                    }
+                    Ok(Ok(Response::Applied { .. })) => lat.push(t.elapsed()),
+                    Ok(Ok(other)) => panic!("benchmark write not applied: {other:?}"),
                     Ok(Err(e)) => {
                         if errors.fetch_add(1, Ordering::Relaxed) < 5 {
                             eprintln!("write failed: {e}");
@@ -272,13 +266,15 @@ fn env_usize(name: &str) -> Option<usize> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
-    let secs: f64 = std::env::var("VIGIL_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5.0);
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not, and must not
+    // spend minutes here.
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let secs_env = std::env::var("VIGIL_BENCH_SECS").ok();
+    if !bench_mode && secs_env.is_none() {
+        println!("throughput: skipped (run `cargo bench --bench throughput`)");
+        return;
+    }
+    let secs: f64 = secs_env.and_then(|s| s.parse().ok()).unwrap_or(5.0);
     let duration = Duration::from_secs_f64(secs);
     let base = match std::env::var_os("VIGIL_BENCH_DIR") {
         Some(d) => tempfile::tempdir_in(d),

@@ -20,6 +20,7 @@ pub mod app;
 pub mod batcher;
 pub mod codec;
 pub mod config;
+pub mod durable;
 pub mod error;
 pub mod log_store;
 pub mod member;

@@ -1,20 +1,22 @@
 //! The Raft log and vote in sled (openraft storage v2 `RaftLogStorage`).
 //!
 //! Keys of the `log` tree are big-endian log indexes so that sled's byte order is log
-//! order. Durability: `append` reports completion to openraft only after
-//! `flush_async` (an fsync of the whole database) returns; `save_vote` flushes before
-//! returning. Purge records the new purge point before deleting entries, so a crash
+//! order. Durability: `append` reports completion to openraft only after a durable
+//! flush ([`crate::durable::flush`]: sled's flush plus fdatasync/fsync of its files)
+//! returns; `save_vote` flushes the same way before returning. Purge records the new purge point before deleting entries, so a crash
 //! in between leaves extra entries (harmless), never a hole.
 
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageIOError, Vote};
 
 use crate::app::StateMachine;
 use crate::codec;
+use crate::durable::{self, DiskSync};
 use crate::error::Result;
 use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
 
@@ -25,6 +27,7 @@ const LAST_PURGED: &[u8] = b"last_purged";
 /// sled-backed log storage. Cheap to clone (sled handles are shared).
 pub struct LogStore<A> {
     db: sled::Db,
+    sync: Arc<DiskSync>,
     log: sled::Tree,
     meta: sled::Tree,
     _app: PhantomData<fn() -> A>,
@@ -34,6 +37,7 @@ impl<A> Clone for LogStore<A> {
     fn clone(&self) -> Self {
         Self {
             db: self.db.clone(),
+            sync: self.sync.clone(),
             log: self.log.clone(),
             meta: self.meta.clone(),
             _app: PhantomData,
@@ -69,9 +73,10 @@ fn write_err(subject: ErrorSubject<NodeId>, e: impl fmt::Display) -> StorageErro
 
 impl<A: StateMachine> LogStore<A> {
     /// Open the log trees in `db`.
-    pub fn new(db: &sled::Db) -> Result<Self> {
+    pub fn new(db: &sled::Db, sync: Arc<DiskSync>) -> Result<Self> {
         Ok(Self {
             db: db.clone(),
+            sync,
             log: db.open_tree("log")?,
             meta: db.open_tree("raft_meta")?,
             _app: PhantomData,
@@ -103,11 +108,9 @@ impl<A: StateMachine> LogStore<A> {
     }
 
     async fn flush(&self, subject: ErrorSubject<NodeId>) -> Result<(), StorageError> {
-        self.db
-            .flush_async()
+        durable::flush(&self.db, &self.sync)
             .await
-            .map_err(|e| write_err(subject, e))?;
-        Ok(())
+            .map_err(|e| write_err(subject, e))
     }
 
     /// Number of entries currently stored (for status and tests).
@@ -226,7 +229,7 @@ impl<A: StateMachine> RaftLogStorage<TypeConfig<A>> for LogStore<A> {
             .apply_batch(batch)
             .map_err(|e| write_err(ErrorSubject::Logs, e))?;
         // The durability contract: tell openraft only once the entries are on disk.
-        let res = self.db.flush_async().await;
+        let res = durable::flush(&self.db, &self.sync).await;
         match res {
             Ok(_) => {
                 callback.log_io_completed(Ok(()));

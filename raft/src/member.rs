@@ -66,6 +66,7 @@ pub(crate) struct Inner<A: StateMachine> {
     pub(crate) raft: Raft<A>,
     pub(crate) sm: SmStore<A>,
     pub(crate) db: sled::Db,
+    pub(crate) sync: Arc<crate::durable::DiskSync>,
     pub(crate) client: reqwest::Client,
     pub(crate) contacts: Arc<ContactBook>,
     pub(crate) batcher: Batcher<A::Command, A::Response>,
@@ -303,6 +304,7 @@ impl<A: StateMachine> Member<A> {
                 raft,
                 sm,
                 db: st.db,
+                sync: st.sync,
                 client,
                 contacts,
                 batcher,
@@ -893,7 +895,9 @@ impl<A: StateMachine> Member<A> {
             .shutdown()
             .await
             .map_err(|e| Error::Fatal(e.to_string()))?;
-        self.inner.db.flush_async().await?;
+        crate::durable::flush(&self.inner.db, &self.inner.sync)
+            .await
+            .map_err(|e| Error::Storage(format!("final flush: {e}")))?;
         Ok(())
     }
 }

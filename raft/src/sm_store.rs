@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::app::{ApplyContext, StateMachine};
 use crate::codec;
+use crate::durable::{self, DiskSync};
 use crate::error::{Error, Result};
 use crate::types::{BatchResponse, Entry, LogId, Node, NodeId, StorageError, TypeConfig};
 
@@ -53,6 +54,7 @@ struct StoredSnapshotMeta {
 pub struct SmStore<A> {
     state: Arc<RwLock<Applied<A>>>,
     db: sled::Db,
+    sync: Arc<DiskSync>,
     snaps: sled::Tree,
     snapshot_seq: Arc<AtomicU64>,
 }
@@ -62,6 +64,7 @@ impl<A> Clone for SmStore<A> {
         Self {
             state: self.state.clone(),
             db: self.db.clone(),
+            sync: self.sync.clone(),
             snaps: self.snaps.clone(),
             snapshot_seq: self.snapshot_seq.clone(),
         }
@@ -80,11 +83,12 @@ fn io_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl fmt::Display) 
 
 impl<A: StateMachine> SmStore<A> {
     /// Open the snapshot tree and restore the state from the latest snapshot, if any.
-    pub fn open(db: &sled::Db) -> Result<Self> {
+    pub fn open(db: &sled::Db, sync: Arc<DiskSync>) -> Result<Self> {
         let snaps = db.open_tree("snapshot")?;
         let store = Self {
             state: Arc::new(RwLock::new(Applied::default())),
             db: db.clone(),
+            sync,
             snaps,
             snapshot_seq: Arc::new(AtomicU64::new(0)),
         };
@@ -150,8 +154,7 @@ impl<A: StateMachine> SmStore<A> {
         self.snaps
             .apply_batch(batch)
             .map_err(|e| io_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))?;
-        self.db
-            .flush_async()
+        durable::flush(&self.db, &self.sync)
             .await
             .map_err(|e| io_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))?;
         Ok(())

@@ -6,8 +6,10 @@
 //! vote twice).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::app::StateMachine;
+use crate::durable::DiskSync;
 use crate::error::{Error, Result};
 use crate::log_store::LogStore;
 use crate::sm_store::SmStore;
@@ -24,6 +26,8 @@ pub struct Storage<A: StateMachine> {
     pub log: LogStore<A>,
     /// Application state and snapshots.
     pub sm: SmStore<A>,
+    /// Makes flushes durable (see [`crate::durable`]).
+    pub sync: Arc<DiskSync>,
 }
 
 /// Open (or create) the storage in `dir` for member `id`.
@@ -36,10 +40,14 @@ pub fn open<A: StateMachine>(dir: &Path, id: NodeId) -> Result<Storage<A>> {
         .cache_capacity(64 * 1024 * 1024)
         .open()
         .map_err(|e| Error::Storage(format!("cannot open {}: {e}", dir.display())))?;
-    check_member_id(&db, dir, id)?;
-    let log = LogStore::new(&db)?;
-    let sm = SmStore::open(&db)?;
-    Ok(Storage { db, log, sm })
+    let sync = Arc::new(
+        DiskSync::open(&dir.join("raft.sled"))
+            .map_err(|e| Error::Storage(format!("cannot sync {}: {e}", dir.display())))?,
+    );
+    check_member_id(&db, &sync, dir, id)?;
+    let log = LogStore::new(&db, sync.clone())?;
+    let sm = SmStore::open(&db, sync.clone())?;
+    Ok(Storage { db, log, sm, sync })
 }
 
 /// Read the id this data dir belongs to, if any, without opening it for Raft.
@@ -57,7 +65,7 @@ pub fn stored_member_id(db: &sled::Db) -> Result<Option<NodeId>> {
     }
 }
 
-fn check_member_id(db: &sled::Db, dir: &Path, id: NodeId) -> Result<()> {
+fn check_member_id(db: &sled::Db, sync: &DiskSync, dir: &Path, id: NodeId) -> Result<()> {
     match stored_member_id(db)? {
         Some(stored) if stored == id => Ok(()),
         Some(stored) => Err(Error::Invalid(format!(
@@ -68,6 +76,8 @@ fn check_member_id(db: &sled::Db, dir: &Path, id: NodeId) -> Result<()> {
             db.open_tree("meta")?
                 .insert(MEMBER_ID_KEY, &id.to_be_bytes())?;
             db.flush()?;
+            sync.sync()
+                .map_err(|e| Error::Storage(format!("cannot sync {}: {e}", dir.display())))?;
             Ok(())
         }
     }
