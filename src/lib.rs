@@ -9,6 +9,7 @@ pub mod config;
 pub mod dev;
 pub mod engine;
 pub mod error;
+pub mod fleet;
 pub mod logging;
 pub mod server;
 pub mod settings;

@@ -37,9 +37,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use vigil::engine::health::HealthTracker;
 use vigil::engine::{ActionResult, Activity, Admin, HaState, Input, PoolState, PowerState};
 use vigil::settings;
-use vigil::state::model::{
-    CheckKind, CheckSpec, DriverKind, DriverSpec, EventKind, HostSpec, IntentKind, PoolSpec, Secret,
-};
+use vigil::state::model::{EventKind, HostSpec, IntentKind, PoolSpec};
 use vigil::state::{Command, HostInput, InputOutcome, Response, Stamp, VigilState};
 use vigil_raft::{ApplyContext, StateMachine};
 
@@ -66,36 +64,8 @@ fn parse_ms(s: &str) -> Result<u64> {
         .as_millis() as u64)
 }
 
-fn sim_driver(host: &str, i: usize) -> DriverSpec {
-    DriverSpec {
-        kind: DriverKind::Sim,
-        address: format!("sim://{host}/{i}"),
-        username: String::new(),
-        password: Secret::default(),
-        options: BTreeMap::new(),
-    }
-}
-
 fn host_spec(name: &str, pool: &str, levels: usize) -> HostSpec {
-    HostSpec {
-        name: name.into(),
-        pool: pool.into(),
-        kind: "hypervisor".into(),
-        labels: BTreeMap::new(),
-        health: Some(CheckSpec {
-            kind: CheckKind::Sim,
-            target: String::new(),
-            options: BTreeMap::new(),
-        }),
-        activity: Some(CheckSpec {
-            kind: CheckKind::Sim,
-            target: String::new(),
-            options: BTreeMap::new(),
-        }),
-        fence: (0..levels).map(|i| sim_driver(name, i)).collect(),
-        maintenance: false,
-        policy: BTreeMap::new(),
-    }
+    vigil::fleet::sim_host(name, pool, levels)
 }
 
 fn overrides(args: &[&str]) -> Result<BTreeMap<String, settings::SettingValue>> {
