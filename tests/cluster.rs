@@ -34,6 +34,114 @@ async fn write_n(m: &Member<VigilState>, n: u64, tag: &str) {
     }
 }
 
+/// Create a pool with 5 simulated hosts and take one of them from Available to a
+/// committed fence intent, proposing through every member in turn.
+async fn ha_story(members: &[RunningMember]) {
+    use vigil::engine::health::HealthTracker;
+    use vigil::engine::{Activity, HaState, Input, PowerState};
+    use vigil::state::HostInput;
+    let mut i = 0;
+    let mut at = 10_000_000u64;
+    let mut next = |cmd_at: &mut u64| {
+        i += 1;
+        *cmd_at += 20_000;
+        (
+            &members[i % members.len()].member,
+            Stamp {
+                by: 0,
+                at_ms: *cmd_at,
+            },
+        )
+    };
+    let mut policy = std::collections::BTreeMap::new();
+    policy.insert(
+        "policy.recovery.enabled".to_string(),
+        SettingValue::Bool(false),
+    );
+    policy.insert(
+        "policy.activity.rounds".to_string(),
+        SettingValue::Integer(1),
+    );
+    let (m, stamp) = next(&mut at);
+    let r = m
+        .write(Command::CreatePool {
+            spec: vigil::fleet::pool("rack", true, policy),
+            stamp,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(r, Response::Applied { .. }), "{r:?}");
+    let mut trackers: Vec<HealthTracker> = vec![HealthTracker::default(); 5];
+    for h in 0..5 {
+        let name = format!("rack-{h}");
+        let (m, stamp) = next(&mut at);
+        m.write(Command::AddHost {
+            spec: vigil::fleet::sim_host(&name, "rack", 1),
+            stamp,
+        })
+        .await
+        .unwrap();
+        let ok = trackers[h].observe(true, "ok", 0);
+        let (m, stamp) = next(&mut at);
+        m.write(Command::HostInputs {
+            inputs: vec![
+                HostInput {
+                    host: name.clone(),
+                    epoch: Some(0),
+                    input: Input::Power {
+                        state: PowerState::On,
+                        detail: String::new(),
+                    },
+                },
+                HostInput {
+                    host: name,
+                    epoch: Some(0),
+                    input: Input::Health(ok),
+                },
+            ],
+            stamp,
+        })
+        .await
+        .unwrap();
+    }
+    for _ in 0..3 {
+        let obs = trackers[0].observe(false, "down", 0);
+        let (m, stamp) = next(&mut at);
+        m.write(Command::HostInputs {
+            inputs: vec![HostInput {
+                host: "rack-0".into(),
+                epoch: Some(0),
+                input: Input::Health(obs),
+            }],
+            stamp,
+        })
+        .await
+        .unwrap();
+    }
+    let (m, stamp) = next(&mut at);
+    m.write(Command::TickAll { stamp }).await.unwrap();
+    let (m, stamp) = next(&mut at);
+    m.write(Command::HostInputs {
+        inputs: vec![HostInput {
+            host: "rack-0".into(),
+            epoch: Some(0),
+            input: Input::Activity {
+                result: Activity::Inactive,
+                detail: String::new(),
+            },
+        }],
+        stamp,
+    })
+    .await
+    .unwrap();
+    let state = members[0]
+        .member
+        .read(|s| s.hosts["rack-0"].ha.state)
+        .await
+        .unwrap();
+    assert_eq!(state, HaState::Fencing);
+}
+
 /// Wait (bounded) until every member agrees on one leader and term, has applied the
 /// leader's last index, and has the same state digest.
 async fn assert_converged(members: &[&RunningMember]) {
@@ -184,6 +292,11 @@ async fn three_members_replicate_fail_over_catch_up_and_leave() {
     assert!(matches!(e, vigil_raft::Error::Retired(4)), "{e}");
     let _ = m4.stop().await;
     write_n(&survivor, 5, "d").await;
+
+    // The HA domain replicates like everything else: a pool, hosts and an incident
+    // driven through different members end in the same state digest everywhere.
+    ha_story(&cluster.members).await;
+    assert_converged(&cluster.members.iter().collect::<Vec<_>>()).await;
 
     cluster.stop().await.unwrap();
 }
