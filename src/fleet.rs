@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use crate::engine::policy::Overrides;
-use crate::state::model::{CheckKind, CheckSpec, DriverKind, DriverSpec, HostSpec, PoolSpec, Secret};
+use crate::state::model::{
+    CheckKind, CheckSpec, DriverKind, DriverSpec, HostSpec, PoolSpec, Secret,
+};
 
 /// A simulated power driver (fence level `level` of `host`).
 pub fn sim_driver(host: &str, level: usize) -> DriverSpec {

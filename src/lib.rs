@@ -10,6 +10,7 @@ pub mod dev;
 pub mod engine;
 pub mod error;
 pub mod fleet;
+pub mod inventory;
 pub mod logging;
 pub mod server;
 pub mod settings;

@@ -72,7 +72,7 @@ async fn ha_story(members: &[RunningMember]) {
         .unwrap();
     assert!(matches!(r, Response::Applied { .. }), "{r:?}");
     let mut trackers: Vec<HealthTracker> = vec![HealthTracker::default(); 5];
-    for h in 0..5 {
+    for (h, tracker) in trackers.iter_mut().enumerate() {
         let name = format!("rack-{h}");
         let (m, stamp) = next(&mut at);
         m.write(Command::AddHost {
@@ -81,7 +81,7 @@ async fn ha_story(members: &[RunningMember]) {
         })
         .await
         .unwrap();
-        let ok = trackers[h].observe(true, "ok", 0);
+        let ok = tracker.observe(true, "ok", 0);
         let (m, stamp) = next(&mut at);
         m.write(Command::HostInputs {
             inputs: vec![

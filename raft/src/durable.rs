@@ -99,7 +99,7 @@ mod tests {
         let path = dir.path().join("raft.sled");
         let db = sled::Config::new().path(&path).open().unwrap();
         let sync = DiskSync::open(&path).unwrap();
-        db.insert(b"small", &[1u8; 100]).unwrap();
+        db.insert(b"small", vec![1u8; 100]).unwrap();
         db.insert(b"big", vec![7u8; 1 << 20]).unwrap();
         db.flush().unwrap();
         sync.sync().unwrap();

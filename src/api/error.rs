@@ -1,6 +1,7 @@
 //! Mapping errors to HTTP answers with a JSON body that says what went wrong and what
 //! to do about it.
 
+use axum::extract::rejection::JsonRejection;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -27,6 +28,21 @@ impl ApiError {
                 retryable: false,
             },
         }
+    }
+
+    /// 400: the request is wrong; `message` names the field.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid", message)
+    }
+
+    /// 404: no such object.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 
     /// Add a hint.
@@ -101,6 +117,18 @@ impl From<VigilError> for ApiError {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
             }
         }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    /// A body that is not the expected JSON: 400 with serde's message (it names the
+    /// field), 413 when it is too large, 415 without a JSON content type.
+    fn from(r: JsonRejection) -> Self {
+        let status = match r.status() {
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            s => s,
+        };
+        ApiError::new(status, "invalid_body", r.body_text())
     }
 }
 

@@ -3,16 +3,21 @@
 
 pub mod cluster;
 pub mod error;
+pub mod hosts;
+pub mod inventory;
+pub mod pools;
 pub mod settings;
 pub mod types;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use vigil_raft::Member;
 
-use crate::state::VigilState;
+use crate::api::error::ApiError;
+use crate::error::VigilError;
+use crate::state::{Command, Response, Stamp, VigilState};
 
 /// Largest JSON body the admin API accepts.
 pub const API_BODY_LIMIT: usize = 1024 * 1024;
@@ -34,12 +39,48 @@ pub fn router(member: Member<VigilState>) -> Router {
                 .put(settings::set)
                 .delete(settings::reset),
         )
+        .route("/api/v1/pools", get(pools::list).post(pools::create))
+        .route(
+            "/api/v1/pools/{name}",
+            get(pools::get).delete(pools::remove),
+        )
+        .route("/api/v1/pools/{name}/enable", post(pools::enable))
+        .route("/api/v1/pools/{name}/disable", post(pools::disable))
+        .route("/api/v1/pools/{name}/policy", put(pools::set_policy))
+        .route("/api/v1/hosts", get(hosts::list).post(hosts::add))
+        .route(
+            "/api/v1/hosts/{name}",
+            get(hosts::get).delete(hosts::remove),
+        )
+        .route("/api/v1/hosts/{name}/maintenance", put(hosts::maintenance))
+        .route("/api/v1/hosts/{name}/explain", get(hosts::explain_host))
+        .route("/api/v1/hosts/{name}/admin", post(hosts::admin))
+        .route(
+            "/api/v1/apply",
+            post(inventory::apply).layer(DefaultBodyLimit::max(inventory::INVENTORY_BODY_LIMIT)),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .with_state(member.clone());
     api.merge(vigil_raft::rpc::router(member))
+}
+
+/// Who proposes and when: this member, its clock now.
+pub(crate) fn stamp(m: &AppState) -> Stamp {
+    Stamp {
+        by: m.id(),
+        at_ms: settings::now_ms(),
+    }
+}
+
+/// Propose `cmd`; the revision it produced, or 409 with apply's reason.
+pub(crate) async fn commit(m: &AppState, cmd: Command) -> Result<u64, ApiError> {
+    match m.write(cmd).await? {
+        Response::Applied { revision } | Response::Inputs { revision, .. } => Ok(revision),
+        Response::Rejected { reason } => Err(VigilError::Rejected(reason).into()),
+    }
 }
 
 /// Liveness: the process serves HTTP.

@@ -1,8 +1,12 @@
-//! The `vigil` command line: `serve`, `dev`, `cluster …`, `settings …`.
+//! The `vigil` command line: `serve`, `dev`, `cluster …`, `settings …`, `pool …`,
+//! `host …`, `apply`. Each group of commands lives in its own file.
 
 pub mod client;
 #[macro_use]
 pub mod output;
+pub mod apply;
+pub mod host;
+pub mod pool;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,7 +18,7 @@ use vigil::config::{LogFormat, PartialConfig};
 use vigil_raft::{ClusterStatus, RaftTimings};
 
 use self::client::ApiClient;
-use self::output::{opt, table, Output};
+use self::output::{enc, opt, table, Output};
 
 /// vigil: a Raft-replicated HA controller for fleets of physical hosts.
 #[derive(Debug, Parser)]
@@ -52,6 +56,14 @@ pub enum Command {
     /// Typed, replicated cluster settings.
     #[command(subcommand)]
     Settings(SettingsCmd),
+    /// Pools: failure domains with HA on/off, breaker, fence budget and policy.
+    #[command(subcommand)]
+    Pool(pool::PoolCmd),
+    /// Hosts: register, inspect, maintenance, explain, operator actions.
+    #[command(subcommand)]
+    Host(host::HostCmd),
+    /// Apply a declarative inventory of pools and hosts (atomic: all or nothing).
+    Apply(apply::ApplyArgs),
 }
 
 /// `vigil serve` flags; each overrides the same key of `--config`.
@@ -192,6 +204,9 @@ pub async fn run_client(cli: Cli) -> Result<()> {
         Command::Serve(_) | Command::Dev(_) => unreachable!("handled in main"),
         Command::Cluster(cmd) => cluster(&api, out, cmd).await,
         Command::Settings(cmd) => settings(&api, out, cmd).await,
+        Command::Pool(cmd) => pool::run(&api, out, cmd).await,
+        Command::Host(cmd) => host::run(&api, out, cmd).await,
+        Command::Apply(args) => apply::run(&api, out, args).await,
     }
 }
 
@@ -340,18 +355,4 @@ fn print_write(out: Output, r: &WriteResult) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// Keys are dotted identifiers; anything else is refused by the server anyway, but
-/// never let a `/` or `?` change the path.
-fn enc(key: &str) -> String {
-    key.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c.to_string()
-            } else {
-                format!("%{:02X}", c as u32 & 0xff)
-            }
-        })
-        .collect()
 }

@@ -76,8 +76,79 @@ pub fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
+/// Milliseconds since the Unix epoch on this machine.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A short duration: `45s`, `3m`, `2h`, `4d`.
+pub fn short(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+/// `at` relative to `now`, in the past: `3m ago` (`0s ago` for clock skew).
+pub fn ago(at: u64, now: u64) -> String {
+    format!("{} ago", short(now.saturating_sub(at)))
+}
+
+/// `at` relative to `now`, in the future: `in 40s` (`now` once due).
+pub fn until(at: u64, now: u64) -> String {
+    if at <= now {
+        "now".into()
+    } else {
+        format!("in {}", short(at - now))
+    }
+}
+
+/// `k=v, k=v` or `-`.
+pub fn pairs<V: std::fmt::Display>(m: &std::collections::BTreeMap<String, V>) -> String {
+    if m.is_empty() {
+        return "-".into();
+    }
+    m.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Keys and names are identifiers; anything else is refused by the server anyway,
+/// but never let a `/`, `?` or `&` change the path or the query.
+pub fn enc(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c.to_string()
+            } else {
+                let mut buf = [0u8; 4];
+                c.encode_utf8(&mut buf)
+                    .bytes()
+                    .map(|b| format!("%{b:02X}"))
+                    .collect()
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn relative_times() {
+        assert_eq!(super::ago(1_000, 181_000), "3m ago");
+        assert_eq!(super::ago(5_000, 1_000), "0s ago");
+        assert_eq!(super::until(41_000, 1_000), "in 40s");
+        assert_eq!(super::until(1_000, 1_000), "now");
+        assert_eq!(super::enc("a/b?c"), "a%2Fb%3Fc");
+    }
+
     #[test]
     fn columns_align() {
         let t = super::table(

@@ -359,6 +359,9 @@ impl Stepper<'_> {
     /// The evidence says the host is dead: recover it, else fence it — if the pool
     /// may act. Otherwise hold: back to Suspect with the reason, re-verify later.
     fn act_on_dead(&mut self, why: &str) {
+        if self.in_maintenance() {
+            return;
+        }
         if let Err(blocked) = &self.ctx.gate.actions {
             let blocked = blocked.clone();
             self.hold(why, &blocked);
@@ -376,6 +379,16 @@ impl Stepper<'_> {
         }
     }
 
+    /// A host put in maintenance while an intent ran (`Reevaluate` leaves Recovering
+    /// and Fencing alone) is taken out of HA before anything new starts: no recovery
+    /// or fence of a host an operator is working on.
+    fn in_maintenance(&mut self) -> bool {
+        if self.ctx.maintenance {
+            self.enter_ineligible(IneligibleReason::Maintenance);
+        }
+        self.ctx.maintenance
+    }
+
     /// Why a new fence may not start now, if it may not.
     fn fence_blocked(&self) -> Option<String> {
         if let Err(blocked) = &self.ctx.gate.actions {
@@ -390,6 +403,9 @@ impl Stepper<'_> {
     }
 
     fn start_fence(&mut self, why: &str) {
+        if self.in_maintenance() {
+            return;
+        }
         match self.fence_blocked() {
             Some(blocked) => self.hold(why, &blocked),
             None => self.enter_fencing(
