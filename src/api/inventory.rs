@@ -35,10 +35,11 @@ pub async fn apply(
     })
     .map_err(|e| ApiError::invalid(error_text(&e)))?;
     let prune = body.prune;
-    let (plan, revision) = m
-        .read(|s| (inventory::plan(&inv, s, prune), s.revision))
+    let (plan, revision, config_revision) = m
+        .read(|s| (inventory::plan(&inv, s, prune), s.revision, s.config_revision))
         .await?;
-    let plan = plan.map_err(|e| ApiError::invalid(error_text(&e)))?;
+    let mut plan = plan.map_err(|e| ApiError::invalid(error_text(&e)))?;
+    plan.change.based_on = Some(config_revision);
     let (applied, revision) = if body.dry_run || plan.change.is_empty() {
         (false, revision)
     } else {

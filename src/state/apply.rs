@@ -60,6 +60,9 @@ impl VigilState {
         match result {
             Ok(()) => {
                 self.revision += 1;
+                if !matches!(cmd, Command::TickAll { .. }) {
+                    self.config_revision += 1;
+                }
                 Response::Applied {
                     revision: self.revision,
                 }
@@ -743,6 +746,14 @@ impl VigilState {
     // ----- inventory ---------------------------------------------------------------
 
     fn apply_inventory(&mut self, change: &InventoryChange, stamp: Stamp) -> Outcome {
+        if let Some(based_on) = change.based_on {
+            if based_on != self.config_revision {
+                return Err(format!(
+                    "the configuration changed since this change was planned (revision {based_on}, now {}): nothing applied; plan it again",
+                    self.config_revision
+                ));
+            }
+        }
         // All or nothing: apply to a copy, keep it only if every part succeeded.
         let mut next = self.clone();
         next.apply_inventory_parts(change, stamp)?;

@@ -56,6 +56,9 @@ pub struct InventoryChange {
     pub remove_hosts: Vec<String>,
     /// Pools to remove (after their hosts).
     pub remove_pools: Vec<String>,
+    /// The `config_revision` the change was planned against: if the configuration
+    /// changed since, apply refuses (the diff the operator saw would be wrong).
+    pub based_on: Option<u64>,
 }
 
 impl InventoryChange {
@@ -214,6 +217,9 @@ pub struct SettingRecord {
 pub struct VigilState {
     /// Bumped by every applied (not rejected) command.
     pub revision: u64,
+    /// Bumped by every applied configuration change (settings, pools, hosts,
+    /// maintenance, inventory) — not by observations.
+    pub config_revision: u64,
     /// Explicitly set settings; absent keys have their declared default.
     pub settings: BTreeMap<String, SettingRecord>,
     /// Pools by name.
@@ -355,5 +361,49 @@ mod tests {
         let back = VigilState::decode_snapshot(&bytes).unwrap();
         assert_eq!(back, s);
         assert_eq!(back.encode_snapshot(), bytes);
+    }
+
+    #[test]
+    fn inventory_planned_against_an_old_configuration_is_refused() {
+        let mut s = VigilState::default();
+        let planned_at = s.config_revision;
+        s.apply(
+            ctx(1),
+            &Command::SetSetting {
+                key: "meta.x".into(),
+                value: SettingValue::Text("y".into()),
+                stamp: stamp(),
+            },
+        );
+        let change = InventoryChange {
+            pools: vec![crate::fleet::pool("p", true, Default::default())],
+            based_on: Some(planned_at),
+            ..Default::default()
+        };
+        let r = s.apply(
+            ctx(2),
+            &Command::ApplyInventory {
+                change: change.clone(),
+                stamp: stamp(),
+            },
+        );
+        assert!(
+            matches!(&r, Response::Rejected { reason } if reason.contains("plan it again")),
+            "{r:?}"
+        );
+        assert!(s.pools.is_empty());
+        let fresh = InventoryChange {
+            based_on: Some(s.config_revision),
+            ..change
+        };
+        let r = s.apply(
+            ctx(3),
+            &Command::ApplyInventory {
+                change: fresh,
+                stamp: stamp(),
+            },
+        );
+        assert!(matches!(r, Response::Applied { .. }), "{r:?}");
+        assert!(s.pools.contains_key("p"));
     }
 }
