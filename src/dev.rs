@@ -95,6 +95,8 @@ pub async fn run(members: usize, data_dir: Option<PathBuf>) -> Result<(), VigilE
     println!("  vigil cluster status");
     println!("  vigil settings list");
     println!("  vigil settings set member.lease 3s");
+    println!("  vigil apply -f docs/inventory.example.yaml --dry-run");
+    println!("  vigil pool list; vigil host list; vigil host explain NAME");
     println!("  curl -s {first}/api/v1/cluster/status");
     println!();
     println!(
