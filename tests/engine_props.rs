@@ -764,6 +764,9 @@ struct PoolOp {
     counts: PoolCounts,
     /// A fence started now (goes to the ledger before the evaluation).
     fence: bool,
+    /// Instead of `dt`, move to a boundary ± 1 ms: 1 the breaker's closing time,
+    /// 2 the moment the oldest counted fence leaves the budget window.
+    snap: (u8, i8),
 }
 
 fn arb_pool_op() -> impl Strategy<Value = PoolOp> {
@@ -773,8 +776,9 @@ fn arb_pool_op() -> impl Strategy<Value = PoolOp> {
         prop::bool::weighted(0.9),
         (0u32..12, 0u32..12, 0u32..12),
         prop::bool::weighted(0.2),
+        (prop_oneof![3 => Just(0u8), 1 => 1u8..3], -1i8..=1),
     )
-        .prop_map(|(dt, enabled, (n, a, f), fence)| {
+        .prop_map(|(dt, enabled, (n, a, f), fence, snap)| {
             let failing = f.min(n);
             let available = a.min(n - failing);
             PoolOp {
@@ -787,6 +791,7 @@ fn arb_pool_op() -> impl Strategy<Value = PoolOp> {
                     failing,
                 },
                 fence,
+                snap,
             }
         })
 }
@@ -815,7 +820,15 @@ proptest! {
         // after it that did not.
         let mut clear_since: Option<Millis> = None;
         for op in &ops {
-            now += op.dt;
+            let boundary = match op.snap.0 {
+                1 => status.breaker_clear_since.map(|c| c + p.breaker_cooldown),
+                2 => budget(starts.iter().copied(), &p, now).next_free_at,
+                _ => None,
+            };
+            now = match boundary {
+                Some(t) => now.max(t.saturating_add_signed(op.snap.1.into())),
+                None => now + op.dt,
+            };
             if op.fence {
                 starts.push(now);
             }

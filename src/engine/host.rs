@@ -511,10 +511,19 @@ impl Stepper<'_> {
                 // reading of "on" (often after the BMC stopped answering during the
                 // power operation) must not abandon it.
                 Disabled | Recovering | Fencing => {}
-                FenceFailed if old != PowerState::Off => {}
-                Ineligible if old == PowerState::Unknown => self
+                // A fenced host that is on again is running: re-protect it.
+                Fenced => {
+                    self.enter_initializing(format!("powered on after fencing ({detail})"), true)
+                }
+                _ if old == PowerState::Off => {
+                    self.enter_initializing(format!("powered on ({detail})"), true)
+                }
+                Ineligible => self
                     .enter_initializing(format!("BMC reachable again, power on ({detail})"), false),
-                _ => self.enter_initializing(format!("powered on ({detail})"), true),
+                // Unknown -> On on any other host: the BMC answered again, nothing was
+                // powered on; a suspicion in progress goes on (a flapping BMC must not
+                // keep resetting it).
+                _ => {}
             },
             PowerState::Off => match state {
                 Disabled | Recovering | Fenced => {}
