@@ -10,10 +10,12 @@
 //! - the snapshot: `encode_snapshot().len()`, encode and decode times, and a check
 //!   that `decode(encode(s)) == s` with identical re-encoded bytes (SHA-256);
 //! - apply at that size: a 1 000-input `HostInputs` batch of transitions (500 hosts,
-//!   each Available → Suspect → Available), a 1 000-input batch of no-op passes, and a
-//!   `TickAll` with nothing due.
+//!   each Available → Suspect → Available), the same with the fence ledger at its cap,
+//!   a 1 000-input batch of no-op passes, and a `TickAll` with nothing due.
 //!
-//! Run: `cargo bench --bench scale` (release; about 1–2 minutes). Host count:
+//! Run: `cargo bench --bench scale` (release). At 100 000 hosts the build alone takes
+//! about 5–6 minutes on the 2-vCPU reference VM: every `AddHost` recounts its pool by
+//! scanning all hosts, so the build is quadratic (see BENCHMARKS.md). Host count:
 //! `VIGIL_BENCH_HOSTS` (default 100 000). Without `--bench` (e.g. `cargo test
 //! --all-targets`) it does nothing unless `VIGIL_BENCH_SCALE` is set.
 
@@ -26,7 +28,7 @@ use sha2::{Digest, Sha256};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 use vigil::engine::{HaState, HealthObs, Input, PowerState};
 use vigil::state::model::{
-    CheckKind, CheckSpec, DriverKind, DriverSpec, Host, HostSpec, PoolSpec, Secret,
+    CheckKind, CheckSpec, DriverKind, DriverSpec, Host, HostSpec, LedgerEntry, PoolSpec, Secret,
 };
 use vigil::state::{Command, HostInput, InputOutcome, Response, Stamp, VigilState};
 use vigil_raft::{ApplyContext, StateMachine};
@@ -384,6 +386,28 @@ fn run(hosts: usize) {
     let (tick_med, _) = time_runs(10, || {
         black_box(a.apply(&tick));
     });
+    // The same batches once the fence ledger is at its cap (`LEDGER_KEPT`, 10 000
+    // entries): apply scans the whole ledger for every pool-budget computation. The
+    // entries are old fences (outside the budget window, so the budget is unchanged),
+    // pushed straight into the state: 10 000 real fences would take hours of policy
+    // time to reach through apply.
+    let window = a.state.pool_policy("p000").fence_budget_window;
+    for i in 0..10_000u64 {
+        let p = i as usize % pools;
+        a.state.ledger.push_back(LedgerEntry {
+            intent: 1_000_000 + i,
+            host: host_name(p, 0),
+            pool: format!("p{p:03}"),
+            fence: true,
+            at: T0 - 2 * window - i,
+        });
+    }
+    let mut i = 0;
+    let (ledger_med, _) = time_runs(ROUNDS, || {
+        let r = a.apply(&transitions[i % transitions.len()]);
+        i += 1;
+        black_box(r);
+    });
     let rss2 = proc_status_kib("VmRSS:");
     let hwm = proc_status_kib("VmHWM:");
 
@@ -460,6 +484,11 @@ fn run(hosts: usize) {
         "| `HostInputs` {BATCH} no-op passes (median of {ROUNDS}) | {:.2} ms = {:.0} inputs/s |",
         ms(noop_med),
         rate(BATCH, noop_med)
+    );
+    println!(
+        "| same transitions, fence ledger full (10 000 old entries; median of {ROUNDS}) | {:.2} ms = {:.0} inputs/s |",
+        ms(ledger_med),
+        rate(BATCH, ledger_med)
     );
     println!(
         "| `TickAll`, nothing due (median of 10) | {:.2} ms |",

@@ -36,7 +36,13 @@ pub async fn apply(
     .map_err(|e| ApiError::invalid(error_text(&e)))?;
     let prune = body.prune;
     let (plan, revision, config_revision) = m
-        .read(|s| (inventory::plan(&inv, s, prune), s.revision, s.config_revision))
+        .read(|s| {
+            (
+                inventory::plan(&inv, s, prune),
+                s.revision,
+                s.config_revision,
+            )
+        })
         .await?;
     let mut plan = plan.map_err(|e| ApiError::invalid(error_text(&e)))?;
     plan.change.based_on = Some(config_revision);
