@@ -374,6 +374,24 @@ impl fmt::Display for SettingValue {
     }
 }
 
+/// Every declared default, parsed once (apply resolves policies per input: parsing
+/// durations from text each time dominated its cost).
+pub fn defaults() -> &'static std::collections::BTreeMap<&'static str, SettingValue> {
+    static DEFAULTS: std::sync::OnceLock<std::collections::BTreeMap<&'static str, SettingValue>> =
+        std::sync::OnceLock::new();
+    DEFAULTS.get_or_init(|| {
+        SETTINGS
+            .iter()
+            .map(|d| {
+                let v = d
+                    .parse(d.key, d.default)
+                    .expect("declared defaults are valid (checked by a test)");
+                (d.key, v)
+            })
+            .collect()
+    })
+}
+
 /// Find the declaration of `key` (annotation keys share one declaration).
 pub fn lookup(key: &str) -> Result<&'static SettingDef, VigilError> {
     if let Some(name) = key.strip_prefix(META_PREFIX) {
@@ -492,6 +510,9 @@ impl SettingDef {
 
     /// The default as a typed value.
     pub fn default_value(&self) -> SettingValue {
+        if let Some(v) = defaults().get(self.key) {
+            return v.clone();
+        }
         self.parse(self.key, self.default)
             .expect("declared defaults are valid (checked by a test)")
     }

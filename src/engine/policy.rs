@@ -90,7 +90,11 @@ impl Policy {
         let get = |key: &str| -> Result<SettingValue, VigilError> {
             match lookup(key) {
                 Some(v) => Ok(v),
-                None => Ok(settings::lookup(key)?.default_value()),
+                None => settings::defaults().get(key).cloned().ok_or_else(|| {
+                    settings::lookup(key)
+                        .err()
+                        .unwrap_or_else(|| type_err(key, &SettingValue::Bool(false)))
+                }),
             }
         };
         let ms = |key: &str| -> Result<Millis, VigilError> {

@@ -128,11 +128,17 @@ impl VigilState {
     }
 
     /// Fence budget of a pool at `now`, from the replicated ledger.
+    ///
+    /// The ledger is kept in non-decreasing time order (see `start_intent`), so only
+    /// its tail inside the window is read.
     pub fn pool_budget(&self, pool: &str, now: Millis) -> Budget {
         let policy = self.pool_policy(pool);
+        let from = now.saturating_sub(policy.fence_budget_window);
         pool::budget(
             self.ledger
                 .iter()
+                .rev()
+                .take_while(|e| e.at > from)
                 .filter(|e| e.fence && e.pool == pool)
                 .map(|e| e.at),
             &policy,
@@ -190,15 +196,15 @@ impl VigilState {
         }
     }
 
-    fn recount(&mut self, pool: &str) {
-        let counts = PoolCounts::of(
-            self.hosts
-                .values()
-                .filter(|h| h.spec.pool == pool)
-                .map(|h| h.ha.state),
-        );
+    /// Count one host in or out of its pool (kept exact incrementally: a full recount
+    /// would make every insert O(hosts)).
+    fn count_host(&mut self, pool: &str, state: crate::engine::record::HaState, add: bool) {
         if let Some(p) = self.pools.get_mut(pool) {
-            p.counts = counts;
+            if add {
+                p.counts.add(state);
+            } else {
+                remove_state(&mut p.counts, state);
+            }
         }
     }
 
@@ -387,7 +393,7 @@ impl VigilState {
                 history: Vec::new(),
             },
         );
-        self.recount(&pool);
+        self.count_host(&pool, crate::engine::record::HaState::Disabled, true);
         self.push_event(
             stamp,
             Some(&name),
@@ -423,6 +429,7 @@ impl VigilState {
             }
         }
         let old_pool = h.spec.pool.clone();
+        let state = h.ha.state;
         let moved = old_pool != spec.pool;
         if let Some(h) = self.hosts.get_mut(&spec.name) {
             h.spec = spec.clone();
@@ -437,8 +444,8 @@ impl VigilState {
             None,
         );
         if moved {
-            self.recount(&old_pool);
-            self.recount(&spec.pool);
+            self.count_host(&old_pool, state, false);
+            self.count_host(&spec.pool, state, true);
             let enabled = self.pools.get(&spec.pool).is_some_and(|p| p.spec.enabled);
             let op = if enabled {
                 Admin::Enable
@@ -463,8 +470,9 @@ impl VigilState {
             ));
         }
         let pool = h.spec.pool.clone();
+        let state = h.ha.state;
         self.hosts.remove(name);
-        self.recount(&pool);
+        self.count_host(&pool, state, false);
         self.push_event(
             stamp,
             Some(name),
@@ -689,12 +697,18 @@ impl VigilState {
             },
         );
         if new_fence || !is_fence {
+            // Never earlier than the previous entry: proposers' clocks may disagree a
+            // little, and a sorted ledger lets the budget read only its tail.
+            let at = self
+                .ledger
+                .back()
+                .map_or(stamp.at_ms, |last| last.at.max(stamp.at_ms));
             self.ledger.push_back(LedgerEntry {
                 intent: id,
                 host: host.to_string(),
                 pool: pool.to_string(),
                 fence: is_fence,
-                at: stamp.at_ms,
+                at,
             });
             while self.ledger.len() > LEDGER_KEPT {
                 self.ledger.pop_front();
