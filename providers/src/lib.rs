@@ -1,0 +1,18 @@
+//! vigil-providers: how vigil talks to hosts and their BMCs.
+//!
+//! - [`power::PowerDriver`]: status / on / off / cycle, each bounded by a deadline the
+//!   caller sets, idempotent where the action allows (off on an already-off host is a
+//!   success), returning evidence (what the BMC said, how long it took).
+//! - [`check::HealthCheck`] and [`check::ActivityCheck`]: typed results where an error
+//!   of the checker is not a failure of the host.
+//! - Drivers: `script` (fence-agents convention), `sim` (simulated fleet with fault
+//!   injection and a ground-truth log). Redfish and IPMI arrive next.
+//!
+//! Nothing here decides anything: the pure engine in the `vigil` crate does.
+
+pub mod check;
+pub mod error;
+pub mod power;
+
+pub use error::DriverError;
+pub use power::{ActionReport, PowerAction, PowerDriver, PowerReading, PowerState};
