@@ -11,8 +11,12 @@
 //! Nothing here decides anything: the pure engine in the `vigil` crate does.
 
 pub mod check;
+pub mod checks;
+mod child;
 pub mod error;
 pub mod power;
+pub mod script;
+pub mod sim;
 
 pub use error::DriverError;
 pub use power::{ActionReport, PowerAction, PowerDriver, PowerReading, PowerState};

@@ -88,7 +88,11 @@ pub trait PowerDriver: Send + Sync + fmt::Debug {
 
     /// Perform `action` and verify its effect before the deadline. `Off` on a host
     /// that is already off and `On` on one already on succeed with `already = true`.
-    async fn act(&self, action: PowerAction, deadline: Instant) -> Result<ActionReport, DriverError>;
+    async fn act(
+        &self,
+        action: PowerAction,
+        deadline: Instant,
+    ) -> Result<ActionReport, DriverError>;
 }
 
 /// Run `fut` until `deadline`, mapping expiry to [`DriverError::Timeout`].
