@@ -26,6 +26,8 @@ unit:
 bench:
 	$(CARGO) bench --bench throughput
 	$(CARGO) bench --bench failover
+	$(CARGO) bench --bench engine
+	$(CARGO) bench --bench scale
 
 dev:
 	$(CARGO) run --release -- dev
