@@ -55,6 +55,16 @@ enum Op {
     Die {
         host: usize,
     },
+    /// Members come and go; hosts are (re)assigned.
+    Assign {
+        host: usize,
+        owner: u8,
+        member_alive: bool,
+    },
+    /// An input from a former owner (epoch one behind): must change nothing.
+    Stale {
+        host: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -68,6 +78,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (h, any::<bool>()).prop_map(|(host, on)| Op::Maintenance { host, on }),
         1 => (0..POOLS.len(), any::<bool>()).prop_map(|(pool, enabled)| Op::Pool { pool, enabled }),
         3 => (0..POOLS.len() * HOSTS_PER_POOL).prop_map(|host| Op::Die { host }),
+        2 => (0..POOLS.len() * HOSTS_PER_POOL, 0u8..4, any::<bool>())
+            .prop_map(|(host, owner, member_alive)| Op::Assign { host, owner, member_alive }),
+        1 => (0..POOLS.len() * HOSTS_PER_POOL).prop_map(|host| Op::Stale { host }),
         6 => prop_oneof![0u64..2_000, 5_000u64..120_000, 600_000u64..4_000_000].prop_map(|ms| Op::Advance { ms }),
     ]
 }
@@ -134,11 +147,12 @@ impl Run {
     }
 
     fn input(&mut self, host: &str, input: Input) {
+        let epoch = self.state.hosts.get(host).map(|h| h.epoch);
         let stamp = self.stamp();
         self.apply(Command::HostInputs {
             inputs: vec![HostInput {
                 host: host.to_string(),
-                epoch: Some(0),
+                epoch,
                 input,
             }],
             stamp,
@@ -219,6 +233,71 @@ fn step(r: &mut Run, op: &Op) {
             for _ in 0..4 {
                 step(r, &Op::Advance { ms: 100_000 });
                 step(r, &Op::Activity { host: *host, r: 1 });
+            }
+        }
+        Op::Assign {
+            host,
+            owner,
+            member_alive,
+        } => {
+            let (name, _) = host_name(*host);
+            let id = u64::from(*owner) + 1;
+            let stamp = r.stamp();
+            r.apply(Command::SetMemberLiveness {
+                id,
+                addr: format!("127.0.0.1:{}", 7000 + id),
+                alive: *member_alive,
+                stamp,
+            });
+            r.apply(Command::AssignHosts {
+                assignments: vec![(name, Some(id))],
+                stamp,
+            });
+        }
+        Op::Stale { host } => {
+            let (name, _) = host_name(*host);
+            let h = &r.state.hosts[&name];
+            if h.epoch > 0 {
+                let before = r.state.hosts[&name].clone();
+                let stamp = r.stamp();
+                let obs = vigil::engine::HealthObs {
+                    pass: false,
+                    consecutive_failures: 99,
+                    window_failures: 0,
+                    window_len: 0,
+                    detail: String::new(),
+                };
+                let resp = r.state.apply(
+                    ApplyContext {
+                        index: 0,
+                        term: 1,
+                        position: 0,
+                    },
+                    &Command::HostInputs {
+                        inputs: vec![HostInput {
+                            host: name.clone(),
+                            epoch: Some(h.epoch - 1),
+                            input: Input::Health(obs.clone()),
+                        }],
+                        stamp,
+                    },
+                );
+                r.commands.push(Command::HostInputs {
+                    inputs: vec![HostInput {
+                        host: name.clone(),
+                        epoch: Some(before.epoch - 1),
+                        input: Input::Health(obs),
+                    }],
+                    stamp,
+                });
+                assert!(
+                    matches!(&resp, vigil::state::Response::Inputs { results, .. } if matches!(results[0], vigil::state::InputOutcome::Rejected { .. })),
+                    "stale epoch accepted: {resp:?}"
+                );
+                assert_eq!(
+                    r.state.hosts[&name], before,
+                    "a stale input changed the host"
+                );
             }
         }
         Op::Advance { ms } => {

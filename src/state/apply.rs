@@ -51,6 +51,13 @@ impl VigilState {
                     results,
                 };
             }
+            Command::SetMemberLiveness {
+                id,
+                addr,
+                alive,
+                stamp,
+            } => self.set_member_liveness(*id, addr, *alive, *stamp),
+            Command::AssignHosts { assignments, stamp } => self.assign_hosts(assignments, *stamp),
             Command::TickAll { stamp } => {
                 self.tick_all(*stamp);
                 Ok(())
@@ -60,7 +67,12 @@ impl VigilState {
         match result {
             Ok(()) => {
                 self.revision += 1;
-                if !matches!(cmd, Command::TickAll { .. }) {
+                if !matches!(
+                    cmd,
+                    Command::TickAll { .. }
+                        | Command::SetMemberLiveness { .. }
+                        | Command::AssignHosts { .. }
+                ) {
                     self.config_revision += 1;
                 }
                 Response::Applied {
@@ -506,6 +518,88 @@ impl VigilState {
             None,
         );
         self.step_host(name, &Input::Admin(Admin::Reevaluate), stamp);
+        Ok(())
+    }
+
+    // ----- members and ownership ------------------------------------------------------
+
+    fn set_member_liveness(
+        &mut self,
+        id: vigil_raft::NodeId,
+        addr: &str,
+        alive: bool,
+        stamp: Stamp,
+    ) -> Outcome {
+        let changed = self
+            .members
+            .get(&id)
+            .is_none_or(|m| m.alive != alive || m.addr != addr);
+        if !changed {
+            return Ok(());
+        }
+        self.members.insert(
+            id,
+            crate::state::model::MemberRecord {
+                id,
+                addr: addr.to_string(),
+                alive,
+                since: stamp.at_ms,
+            },
+        );
+        self.push_event(
+            stamp,
+            None,
+            None,
+            EventKind::Config {
+                what: format!(
+                    "member {id} declared {}",
+                    if alive { "alive" } else { "dead" }
+                ),
+            },
+            None,
+        );
+        Ok(())
+    }
+
+    /// All or nothing: every host must exist and every new owner must be a live member.
+    fn assign_hosts(
+        &mut self,
+        assignments: &[(String, Option<vigil_raft::NodeId>)],
+        stamp: Stamp,
+    ) -> Outcome {
+        for (host, owner) in assignments {
+            if !self.hosts.contains_key(host) {
+                return Err(format!("unknown host {host}"));
+            }
+            if let Some(o) = owner {
+                if !self.members.get(o).is_some_and(|m| m.alive) {
+                    return Err(format!(
+                        "cannot assign {host} to member {o}: it is not a live member"
+                    ));
+                }
+            }
+        }
+        let mut moved = 0;
+        for (host, owner) in assignments {
+            if let Some(h) = self.hosts.get_mut(host) {
+                if h.owner != *owner {
+                    h.owner = *owner;
+                    h.epoch += 1;
+                    moved += 1;
+                }
+            }
+        }
+        if moved > 0 {
+            self.push_event(
+                stamp,
+                None,
+                None,
+                EventKind::Config {
+                    what: format!("{moved} host(s) assigned to new owners"),
+                },
+                None,
+            );
+        }
         Ok(())
     }
 

@@ -148,6 +148,25 @@ pub enum Command {
         /// Who and when.
         stamp: Stamp,
     },
+    /// A member was seen alive, or declared dead (its lease expired).
+    SetMemberLiveness {
+        /// Member id.
+        id: NodeId,
+        /// Its address.
+        addr: String,
+        /// Alive or dead.
+        alive: bool,
+        /// Who and when.
+        stamp: Stamp,
+    },
+    /// Give hosts to owners (None: unassigned). Every change of owner bumps the host's
+    /// epoch, which invalidates the previous owner's proposals.
+    AssignHosts {
+        /// (host, new owner) pairs.
+        assignments: Vec<(String, Option<NodeId>)>,
+        /// Who and when.
+        stamp: Stamp,
+    },
     /// Tick every host whose deadline or schedule is due, and every pool.
     TickAll {
         /// Who and when.
@@ -236,6 +255,8 @@ pub struct VigilState {
     pub events: VecDeque<Event>,
     /// Sequence number of the next event.
     pub next_event: u64,
+    /// Members as the HA layer sees them (liveness is committed, not guessed).
+    pub members: BTreeMap<NodeId, model::MemberRecord>,
 }
 
 impl VigilState {
@@ -405,5 +426,70 @@ mod tests {
         );
         assert!(matches!(r, Response::Applied { .. }), "{r:?}");
         assert!(s.pools.contains_key("p"));
+    }
+
+    #[test]
+    fn assignment_needs_live_members_bumps_epochs_and_is_all_or_nothing() {
+        let mut s = VigilState::default();
+        let cmds = [
+            Command::CreatePool {
+                spec: crate::fleet::pool("p", true, Default::default()),
+                stamp: stamp(),
+            },
+            Command::AddHost {
+                spec: crate::fleet::sim_host("a", "p", 1),
+                stamp: stamp(),
+            },
+            Command::AddHost {
+                spec: crate::fleet::sim_host("b", "p", 1),
+                stamp: stamp(),
+            },
+            Command::SetMemberLiveness {
+                id: 1,
+                addr: "127.0.0.1:7001".into(),
+                alive: true,
+                stamp: stamp(),
+            },
+            Command::SetMemberLiveness {
+                id: 2,
+                addr: "127.0.0.1:7002".into(),
+                alive: false,
+                stamp: stamp(),
+            },
+        ];
+        for (i, c) in cmds.iter().enumerate() {
+            assert!(!matches!(
+                s.apply(ctx(i as u64), c),
+                Response::Rejected { .. }
+            ));
+        }
+        // Member 2 is dead: the whole assignment is refused, nothing moves.
+        let r = s.apply(
+            ctx(10),
+            &Command::AssignHosts {
+                assignments: vec![("a".into(), Some(1)), ("b".into(), Some(2))],
+                stamp: stamp(),
+            },
+        );
+        assert!(
+            matches!(&r, Response::Rejected { reason } if reason.contains("not a live member")),
+            "{r:?}"
+        );
+        assert_eq!((s.hosts["a"].epoch, s.hosts["a"].owner), (0, None));
+        let assign = |owner| Command::AssignHosts {
+            assignments: vec![("a".into(), owner)],
+            stamp: stamp(),
+        };
+        s.apply(ctx(11), &assign(Some(1)));
+        assert_eq!((s.hosts["a"].epoch, s.hosts["a"].owner), (1, Some(1)));
+        // Same owner again: no new epoch.
+        s.apply(ctx(12), &assign(Some(1)));
+        assert_eq!(s.hosts["a"].epoch, 1);
+        s.apply(ctx(13), &assign(None));
+        assert_eq!((s.hosts["a"].epoch, s.hosts["a"].owner), (2, None));
+        // Ownership changes are not configuration changes.
+        let before = s.config_revision;
+        s.apply(ctx(14), &assign(Some(1)));
+        assert_eq!(s.config_revision, before);
     }
 }

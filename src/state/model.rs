@@ -410,3 +410,16 @@ pub struct Event {
     /// The input that caused it, when it came from an observation.
     pub evidence: Option<Input>,
 }
+
+/// A member as the HA layer sees it: only a live member may own hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// Member id (the Raft node id).
+    pub id: NodeId,
+    /// Its address.
+    pub addr: String,
+    /// Declared alive (seen within its lease) or dead.
+    pub alive: bool,
+    /// When that was last decided.
+    pub since: Millis,
+}
