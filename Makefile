@@ -11,17 +11,22 @@ CARGO ?= cargo
 
 test: deps lint unit
 
-# Everything the tests need beyond the Rust toolchain. Nothing yet: the BMC emulators
-# and Prometheus arrive with the providers and metrics work (scripts/install-peers.sh).
+# Everything the tests need beyond the Rust toolchain: the test peers (sushy-emulator
+# in a python venv, htpasswd, a test CA) under $VIGIL_PEERS_DIR
+# (default ~/.cache/vigil/peers). Idempotent and quiet.
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust with rustup first"; exit 1; }
+	bash scripts/peers.sh install
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+# The last line is the peers test: the Redfish driver against real sushy-emulators
+# (the tests spawn them from the venv that `deps` installs).
 unit:
 	$(CARGO) test --workspace --lib --bins --tests --locked
+	$(CARGO) test -p vigil-providers --test redfish_sushy --locked -- --ignored --test-threads=2
 
 bench:
 	$(CARGO) bench --bench throughput

@@ -15,6 +15,7 @@ pub mod checks;
 mod child;
 pub mod error;
 pub mod power;
+pub mod redfish;
 pub mod script;
 pub mod sim;
 

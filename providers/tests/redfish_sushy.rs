@@ -1,0 +1,325 @@
+//! The Redfish driver against a real, independent implementation: DMTF-style
+//! sushy-emulator 2.2.0 (OpenStack's, fake systems driver).
+//!
+//! Needs the venv from `bash scripts/peers.sh install` (under
+//! `${VIGIL_PEERS_DIR:-$HOME/.cache/vigil/peers}`); run with
+//! `cargo test -p vigil-providers --test redfish_sushy -- --ignored --test-threads=2`
+//! (`make test` does). Each test spawns its own emulator on a free loopback port with
+//! its own config and state directory, and kills it by PID when done.
+//!
+//! sushy's fake driver applies a power change 1–11 s after accepting it, so actions
+//! get a 30 s deadline and every test is bounded at 90 s.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use vigil_providers::redfish::{RedfishConfig, RedfishDriver};
+use vigil_providers::{DriverError, PowerAction, PowerDriver, PowerState};
+
+const ACT: Duration = Duration::from_secs(30);
+const TEST_BOUND: Duration = Duration::from_secs(90);
+
+fn peers_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("VIGIL_PEERS_DIR") {
+        return d.into();
+    }
+    let home = std::env::var_os("HOME").expect("HOME");
+    Path::new(&home).join(".cache/vigil/peers")
+}
+
+/// One sushy-emulator process, killed (by PID) and reaped on drop.
+struct Sushy {
+    child: Child,
+    url: String,
+    ca: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Sushy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Sushy {
+    /// Starts an emulator with `systems` fake systems (`node1`…), all on.
+    async fn start(systems: u32, tls: bool) -> Sushy {
+        let peers = peers_dir();
+        let exe = peers.join("venv/bin/sushy-emulator");
+        assert!(
+            exe.exists(),
+            "{} missing: run `bash scripts/peers.sh install` (or make deps)",
+            exe.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let q = |p: &Path| format!("{:?}", p.display().to_string());
+        let mut conf = format!(
+            "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\n\
+             SUSHY_EMULATOR_LISTEN_PORT = {port}\n\
+             SUSHY_EMULATOR_FAKE_DRIVER = True\n\
+             SUSHY_EMULATOR_STATE_DIR = {}\n\
+             SUSHY_EMULATOR_AUTH_FILE = {}\n",
+            q(&dir.path().join("state")),
+            q(&peers.join("htpasswd")),
+        );
+        if tls {
+            conf += &format!(
+                "SUSHY_EMULATOR_SSL_CERT = {}\nSUSHY_EMULATOR_SSL_KEY = {}\n",
+                q(&peers.join("tls/cert.pem")),
+                q(&peers.join("tls/key.pem"))
+            );
+        }
+        conf += "SUSHY_EMULATOR_FAKE_SYSTEMS = [\n";
+        for n in 1..=systems {
+            conf += &format!(
+                "  {{'uuid': '00000000-0000-4000-8000-{port:04x}{n:08x}', 'name': 'node{n}', \
+                 'power_state': 'On', 'external_notifier': False, \
+                 'nics': [{{'mac': '52:54:00:00:00:{n:02x}', 'ip': '127.0.0.1'}}]}},\n"
+            );
+        }
+        conf += "]\n";
+        let conf_path = dir.path().join("sushy.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let child = Command::new(&exe)
+            .arg("--config")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let scheme = if tls { "https" } else { "http" };
+        let s = Sushy {
+            child,
+            url: format!("{scheme}://127.0.0.1:{port}"),
+            ca: peers.join("tls/ca.pem"),
+            _dir: dir,
+        };
+        // Ready when the (anonymous) service root answers.
+        let probe = reqwest::Client::builder()
+            .no_proxy()
+            .danger_accept_invalid_certs(true)
+            .timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = probe.get(format!("{}/redfish/v1/", s.url)).send().await {
+                if r.status().is_success() {
+                    return s;
+                }
+            }
+            assert!(
+                Instant::now() < until,
+                "sushy-emulator not up after 20 s; log:\n{}",
+                std::fs::read_to_string(s._dir.path().join("log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn config(&self) -> RedfishConfig {
+        let mut c = RedfishConfig::new(&self.url, "admin", "password");
+        c.poll_interval = Duration::from_millis(250);
+        c
+    }
+
+    fn driver(&self) -> RedfishDriver {
+        RedfishDriver::new(self.config()).unwrap()
+    }
+}
+
+fn in_secs(d: Duration) -> Instant {
+    Instant::now() + d
+}
+
+async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
+    tokio::time::timeout(TEST_BOUND, f)
+        .await
+        .expect("test took longer than its bound");
+}
+
+#[tokio::test]
+#[ignore = "needs sushy-emulator; run make test"]
+async fn status_of_the_only_system() {
+    bounded(async {
+        let s = Sushy::start(1, false).await;
+        let d = s.driver();
+        let r = d.status(in_secs(Duration::from_secs(10))).await.unwrap();
+        assert_eq!(r.state, PowerState::On, "{r:?}");
+        assert!(r.detail.contains("PowerState On"), "{r:?}");
+        // Offered or not, reading watts must not fail on a healthy BMC.
+        let w = d
+            .power_watts(in_secs(Duration::from_secs(10)))
+            .await
+            .unwrap();
+        eprintln!("status in {:?}; power_watts: {w:?}", r.took);
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs sushy-emulator; run make test"]
+async fn off_is_verified_then_repeat_is_already() {
+    bounded(async {
+        let s = Sushy::start(1, false).await;
+        let d = s.driver();
+        let r = d.act(PowerAction::Off, in_secs(ACT)).await.unwrap();
+        eprintln!("verified off in {:?}: {}", r.took, r.detail);
+        assert_eq!(r.verified, PowerState::Off);
+        assert!(!r.already, "{r:?}");
+        assert!(r.detail.contains("ForceOff"), "{r:?}");
+        let st = d.status(in_secs(Duration::from_secs(10))).await.unwrap();
+        assert_eq!(st.state, PowerState::Off);
+
+        let again = d.act(PowerAction::Off, in_secs(ACT)).await.unwrap();
+        assert!(again.already, "{again:?}");
+        assert_eq!(again.verified, PowerState::Off);
+        assert!(again.took < Duration::from_secs(2), "{again:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs sushy-emulator; run make test"]
+async fn on_after_off_and_on_when_on_is_already() {
+    bounded(async {
+        let s = Sushy::start(1, false).await;
+        let d = s.driver();
+        let r = d.act(PowerAction::On, in_secs(ACT)).await.unwrap();
+        assert!(r.already, "starts on: {r:?}");
+        d.act(PowerAction::Off, in_secs(ACT)).await.unwrap();
+        let r = d.act(PowerAction::On, in_secs(ACT)).await.unwrap();
+        eprintln!("verified on in {:?}: {}", r.took, r.detail);
+        assert_eq!(r.verified, PowerState::On);
+        assert!(!r.already, "{r:?}");
+        assert_eq!(
+            d.status(in_secs(Duration::from_secs(10)))
+                .await
+                .unwrap()
+                .state,
+            PowerState::On
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs sushy-emulator; run make test"]
+async fn cycle_restarts_and_cycle_of_an_off_host_powers_it_on() {
+    bounded(async {
+        let s = Sushy::start(1, false).await;
+        let d = s.driver();
+        let r = d.act(PowerAction::Cycle, in_secs(ACT)).await.unwrap();
+        eprintln!("cycle in {:?}: {}", r.took, r.detail);
+        assert_eq!(r.verified, PowerState::On);
+        assert!(r.detail.contains("ForceRestart"), "{r:?}");
+
+        d.act(PowerAction::Off, in_secs(ACT)).await.unwrap();
+        let r = d.act(PowerAction::Cycle, in_secs(ACT)).await.unwrap();
+        assert_eq!(r.verified, PowerState::On);
+        assert!(r.detail.contains("ResetType On"), "{r:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs sushy-emulator; run make test"]
+async fn wrong_password_is_permanent() {
+    bounded(async {
+        let s = Sushy::start(1, false).await;
+        let mut c = s.config();
+        c.password = "wrong-secret".into();
+        let d = RedfishDriver::new(c).unwrap();
+        let err = d
+            .status(in_secs(Duration::from_secs(10)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, DriverError::Permanent(m) if m.contains("401") && m.contains("bad credentials")),
+            "{err:?}"
+        );
+        assert!(!err.to_string().contains("wrong-secret"));
+        assert!(!format!("{d:?}").contains("wrong-secret"));
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs sushy-emulator; run make test"]
+async fn system_selection_errors_are_clear() {
+    bounded(async {
+        let s = Sushy::start(3, false).await;
+        let dl = || in_secs(Duration::from_secs(10));
+
+        // Several systems and no id: the error lists them.
+        let err = s.driver().status(dl()).await.unwrap_err();
+        assert!(
+            matches!(&err, DriverError::Permanent(m) if m.contains("3 systems") && m.contains("00000001")),
+            "{err:?}"
+        );
+
+        // Unknown id: named.
+        let mut c = s.config();
+        c.system_id = Some("no-such-node".into());
+        let err = RedfishDriver::new(c).unwrap().status(dl()).await.unwrap_err();
+        assert!(
+            matches!(&err, DriverError::Permanent(m) if m.contains("\"no-such-node\"") && m.contains("node2")),
+            "{err:?}"
+        );
+
+        // By Name and by id (last segment of the address).
+        let mut c = s.config();
+        c.system_id = Some("node2".into());
+        let r = RedfishDriver::new(c).unwrap().status(dl()).await.unwrap();
+        assert!(r.detail.contains("00000002"), "{r:?}");
+        let uuid = r.detail.rsplit('/').next().unwrap().to_string();
+        let mut c = s.config();
+        c.system_id = Some(uuid.clone());
+        let r = RedfishDriver::new(c).unwrap().status(dl()).await.unwrap();
+        assert!(r.detail.ends_with(&uuid), "{r:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs sushy-emulator; run make test"]
+async fn tls_with_custom_ca_insecure_and_untrusted() {
+    bounded(async {
+        let s = Sushy::start(1, true).await;
+        let dl = || in_secs(Duration::from_secs(10));
+
+        // Verified against the test CA.
+        let mut c = s.config();
+        c.ca_file = Some(s.ca.clone());
+        let r = RedfishDriver::new(c).unwrap().status(dl()).await.unwrap();
+        assert_eq!(r.state, PowerState::On);
+
+        // Without it: not trusted, and that will not fix itself.
+        let err = s.driver().status(dl()).await.unwrap_err();
+        assert!(
+            matches!(&err, DriverError::Permanent(m) if m.contains("certificate")),
+            "{err:?}"
+        );
+
+        // Explicit opt-in.
+        let mut c = s.config();
+        c.insecure = true;
+        let r = RedfishDriver::new(c).unwrap().status(dl()).await.unwrap();
+        assert_eq!(r.state, PowerState::On);
+    })
+    .await;
+}
