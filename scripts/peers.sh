@@ -3,15 +3,18 @@
 #
 #   peers.sh install            python venv with sushy-tools 2.2.0 (Redfish emulator),
 #                               a bcrypt htpasswd (admin / password) and a TLS test CA
-#                               plus a server cert for 127.0.0.1. Idempotent, quiet.
+#                               plus a server cert for 127.0.0.1; apt packages openipmi
+#                               (ipmi_sim, the IPMI BMC emulator) and ipmitool when
+#                               missing. Idempotent, quiet.
 #   peers.sh start-redfish [N]  N sushy-emulators (fake driver, 3 systems each) on free
 #                               127.0.0.1 ports, plain HTTP; plus one more with TLS.
 #                               Prints "name url" lines; PIDs go to $RUN/pids.
 #   peers.sh stop               kills exactly the recorded PIDs and wipes their state.
 #
 # Everything lives under ${VIGIL_PEERS_DIR:-$HOME/.cache/vigil/peers}. The Rust tests
-# (providers/tests/redfish_sushy.rs) only need `install`: they spawn their own
-# emulators from the venv on free ports and kill them by PID.
+# (providers/tests/redfish_sushy.rs, providers/tests/ipmi_sim.rs) only need `install`:
+# they spawn their own emulators on free ports and kill them by PID. The ipmi_sim
+# config templates and chassis-control program live in scripts/peers/ipmi/.
 set -euo pipefail
 DIR=${VIGIL_PEERS_DIR:-$HOME/.cache/vigil/peers}
 RUN=$DIR/run
@@ -23,6 +26,8 @@ install() {
   local need=()
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
   command -v openssl >/dev/null || need+=(openssl)
+  command -v ipmi_sim >/dev/null || need+=(openipmi)
+  command -v ipmitool >/dev/null || need+=(ipmitool)
   if [ ${#need[@]} -gt 0 ]; then
     command -v apt-get >/dev/null || { log "missing ${need[*]} and no apt-get: install them"; exit 1; }
     local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo

@@ -249,6 +249,25 @@ impl Inventory {
     }
 }
 
+impl FenceDoc {
+    /// The driver spec this entry describes (`path` names it in errors).
+    pub fn to_spec(&self, path: &str) -> Result<DriverSpec, String> {
+        if self.password_env.is_some() {
+            return Err(format!(
+                "{path}.password_env: not resolved (the CLI reads it from its environment; API clients send the password itself)"
+            ));
+        }
+        let kind = DriverKind::parse(&self.driver).map_err(|e| format!("{path}.driver: {e}"))?;
+        Ok(DriverSpec {
+            kind,
+            address: self.address.clone(),
+            username: self.username.clone(),
+            password: self.password.clone().unwrap_or_default(),
+            options: texts(&self.options),
+        })
+    }
+}
+
 impl HostDoc {
     /// `(field path, variable)` of every `password_env` of this host.
     pub fn password_envs(&self, at: &str) -> Vec<(String, String)> {
@@ -315,21 +334,9 @@ impl HostDoc {
         let mut fence = Vec::new();
         for (j, f) in self.fence.iter().enumerate() {
             let path = join(at, &format!("fence[{j}]"));
-            if f.password_env.is_some() {
-                errors.push(format!(
-                    "{path}.password_env: not resolved (the CLI reads it from its environment; API clients send the password itself)"
-                ));
-                continue;
-            }
-            match DriverKind::parse(&f.driver) {
-                Ok(kind) => fence.push(DriverSpec {
-                    kind,
-                    address: f.address.clone(),
-                    username: f.username.clone(),
-                    password: f.password.clone().unwrap_or_default(),
-                    options: texts(&f.options),
-                }),
-                Err(e) => errors.push(format!("{path}.driver: {e}")),
+            match f.to_spec(&path) {
+                Ok(d) => fence.push(d),
+                Err(e) => errors.push(e),
             }
         }
         let policy = overrides(&self.policy, Scope::Host, &join(at, "policy"), &mut errors);

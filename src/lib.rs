@@ -7,6 +7,7 @@
 pub mod api;
 pub mod config;
 pub mod dev;
+pub mod drivers;
 pub mod engine;
 pub mod error;
 pub mod fleet;

@@ -7,6 +7,7 @@ pub mod output;
 pub mod apply;
 pub mod host;
 pub mod pool;
+pub mod power;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -64,6 +65,9 @@ pub enum Command {
     Host(host::HostCmd),
     /// Apply a declarative inventory of pools and hosts (atomic: all or nothing).
     Apply(apply::ApplyArgs),
+    /// Read or change one BMC's power directly (test BMC access before enabling HA).
+    #[command(subcommand)]
+    Power(power::PowerCmd),
 }
 
 /// `vigil serve` flags; each overrides the same key of `--config`.
@@ -198,9 +202,13 @@ impl ServeArgs {
 
 /// Run a client command.
 pub async fn run_client(cli: Cli) -> Result<()> {
-    let api = ApiClient::new(&cli.endpoint, cli.timeout)?;
     let out = cli.output;
+    if let Command::Power(cmd) = cli.command {
+        return power::run(out, cmd).await;
+    }
+    let api = ApiClient::new(&cli.endpoint, cli.timeout)?;
     match cli.command {
+        Command::Power(_) => unreachable!("handled above"),
         Command::Serve(_) | Command::Dev(_) => unreachable!("handled in main"),
         Command::Cluster(cmd) => cluster(&api, out, cmd).await,
         Command::Settings(cmd) => settings(&api, out, cmd).await,
