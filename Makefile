@@ -22,11 +22,13 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-# The last line is the peers test: the Redfish driver against real sushy-emulators
-# (the tests spawn them from the venv that `deps` installs).
+# The last lines are the peers tests: the Redfish driver against real sushy-emulators
+# (spawned from the venv that `deps` installs) and the ipmitool driver against real
+# ipmi_sim BMCs (openipmi, installed by `deps`); the tests spawn and kill their peers.
 unit:
 	$(CARGO) test --workspace --lib --bins --tests --locked
 	$(CARGO) test -p vigil-providers --test redfish_sushy --locked -- --ignored --test-threads=2
+	$(CARGO) test -p vigil-providers --test ipmi_sim --locked -- --ignored --test-threads=1
 
 bench:
 	$(CARGO) bench --bench throughput

@@ -8,11 +8,17 @@
 //! - `script`: address = path of a fence-agents compatible program; the username is
 //!   passed as `username=…`; every option is passed as `key=value` on stdin (e.g. `ip`,
 //!   `ipport`, `lanplus`).
+//! - `ipmitool`: address = `host` or `host:port` (default 623); options `cipher_suite`
+//!   (default 3), `program` (path of ipmitool). The password reaches ipmitool through
+//!   its environment (`-E`), never its command line.
+//! - `ipmi`: the native RMCP+ driver is not built yet; until then `ipmi` runs the
+//!   `ipmitool` driver (the fallback DESIGN.md §6 names), with the same options.
 //! - `sim`: only inside `vigil dev` and tests (they own the simulated fleet).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use vigil_providers::ipmitool::{IpmitoolConfig, IpmitoolDriver};
 use vigil_providers::redfish::{RedfishConfig, RedfishDriver};
 use vigil_providers::script::ScriptDriver;
 use vigil_providers::PowerDriver;
@@ -53,7 +59,9 @@ pub fn power_driver(spec: &DriverSpec) -> Result<Box<dyn PowerDriver>, String> {
                     }
                 }
             }
-            Ok(Box::new(RedfishDriver::new(cfg).map_err(|e| e.to_string())?))
+            Ok(Box::new(
+                RedfishDriver::new(cfg).map_err(|e| e.to_string())?,
+            ))
         }
         DriverKind::Script => {
             let mut options = spec.options.clone();
@@ -64,13 +72,42 @@ pub fn power_driver(spec: &DriverSpec) -> Result<Box<dyn PowerDriver>, String> {
                 .map_err(|e| e.to_string())?;
             Ok(Box::new(d))
         }
-        DriverKind::Ipmi | DriverKind::Ipmitool => Err(format!(
-            "the {} driver is not available in this build yet; use a fence-agents script (e.g. fence_ipmilan) meanwhile",
-            spec.kind.name()
-        )),
-        DriverKind::Sim => {
-            Err("sim drivers exist only inside `vigil dev` and tests (they own the simulated fleet)".into())
+        DriverKind::Ipmi | DriverKind::Ipmitool => {
+            let (host, port) = match spec.address.rsplit_once(':') {
+                Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
+                    let port: u16 = p
+                        .parse()
+                        .map_err(|_| format!("ipmi address {:?}: bad port", spec.address))?;
+                    (h.trim_matches(['[', ']']).to_string(), port)
+                }
+                _ => (spec.address.clone(), 623),
+            };
+            let mut cfg = IpmitoolConfig::new(host, &spec.username, spec.password.expose());
+            cfg.port = port;
+            for (k, v) in &spec.options {
+                match k.as_str() {
+                    "cipher_suite" => {
+                        cfg.cipher_suite = v
+                            .parse()
+                            .map_err(|_| format!("ipmi option cipher_suite={v:?}: not a number"))?
+                    }
+                    "program" => cfg.program = PathBuf::from(v),
+                    _ => {
+                        return Err(format!(
+                            "unknown {} option {k:?}; known: cipher_suite, program",
+                            spec.kind.name()
+                        ))
+                    }
+                }
+            }
+            Ok(Box::new(
+                IpmitoolDriver::new(cfg).map_err(|e| e.to_string())?,
+            ))
         }
+        DriverKind::Sim => Err(
+            "sim drivers exist only inside `vigil dev` and tests (they own the simulated fleet)"
+                .into(),
+        ),
     }
 }
 
@@ -122,5 +159,19 @@ mod tests {
             "script"
         );
         assert!(power_driver(&spec(DriverKind::Sim, "sim://x", &[])).is_err());
+        let d = power_driver(&spec(
+            DriverKind::Ipmi,
+            "127.0.0.1:9001",
+            &[("cipher_suite", "3")],
+        ))
+        .unwrap();
+        assert_eq!(d.kind(), "ipmitool");
+        assert!(power_driver(&spec(DriverKind::Ipmitool, "10.0.0.1:x", &[])).is_err());
+        assert!(power_driver(&spec(
+            DriverKind::Ipmitool,
+            "10.0.0.1",
+            &[("colour", "red")]
+        ))
+        .is_err());
     }
 }

@@ -14,6 +14,7 @@ pub mod check;
 pub mod checks;
 mod child;
 pub mod error;
+pub mod ipmitool;
 pub mod power;
 pub mod redfish;
 pub mod script;
