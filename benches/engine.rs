@@ -30,11 +30,8 @@ use vigil::engine::health::HealthTracker;
 use vigil::engine::{
     step, Activity, Admin, Ctx, Gate, HaRecord, HaState, HealthObs, Input, Policy, PowerState,
 };
-use vigil::state::model::{
-    CheckKind, CheckSpec, DriverKind, DriverSpec, HostSpec, PoolSpec, Secret,
-};
-use vigil::state::{Command, HostInput, InputOutcome, Response, Stamp, VigilState};
-use vigil_raft::{ApplyContext, StateMachine};
+use vigil::state::model::{HostSpec, PoolSpec};
+use vigil::state::{Command, HostInput, InputOutcome, Response, Stamp};
 
 /// Hosts in the apply benchmarks' state.
 const HOSTS: usize = 10_000;
@@ -157,61 +154,10 @@ fn bench_step(c: &mut Criterion) {
 // ----- apply -------------------------------------------------------------------------
 
 fn host_spec(name: &str, pool: &str) -> HostSpec {
-    let check = || CheckSpec {
-        kind: CheckKind::Sim,
-        target: String::new(),
-        options: BTreeMap::new(),
-    };
-    HostSpec {
-        name: name.into(),
-        pool: pool.into(),
-        kind: "hypervisor".into(),
-        labels: BTreeMap::new(),
-        health: Some(check()),
-        activity: Some(check()),
-        fence: vec![DriverSpec {
-            kind: DriverKind::Sim,
-            address: format!("sim://{name}/0"),
-            username: String::new(),
-            password: Secret::default(),
-            options: BTreeMap::new(),
-        }],
-        maintenance: false,
-        policy: BTreeMap::new(),
-    }
+    vigil::fleet::sim_host(name, pool, 1)
 }
 
-struct Applier {
-    state: VigilState,
-    index: u64,
-}
-
-impl Applier {
-    fn apply(&mut self, cmd: &Command) -> Response {
-        self.index += 1;
-        let ctx = ApplyContext {
-            index: self.index,
-            term: 1,
-            position: 0,
-        };
-        self.state.apply(ctx, cmd)
-    }
-
-    fn must(&mut self, cmd: &Command) {
-        match self.apply(cmd) {
-            Response::Rejected { reason } => panic!("setup command rejected: {reason}"),
-            Response::Inputs { results, .. } => {
-                if let Some(r) = results
-                    .iter()
-                    .find(|r| matches!(r, InputOutcome::Rejected { .. }))
-                {
-                    panic!("setup input rejected: {r:?}");
-                }
-            }
-            Response::Applied { .. } => {}
-        }
-    }
-}
+use vigil::fleet::LocalApply as Applier;
 
 fn host_name(pool: usize, i: usize) -> String {
     format!("p{pool:03}-h{i:04}")
@@ -221,10 +167,7 @@ fn host_name(pool: usize, i: usize) -> String {
 /// health/activity checks, powered on and Available — all through apply.
 fn build(hosts: usize) -> (Applier, Vec<String>) {
     let stamp = Stamp { by: 1, at_ms: T0 };
-    let mut a = Applier {
-        state: VigilState::default(),
-        index: 0,
-    };
+    let mut a = Applier::default();
     let pools = hosts.div_ceil(POOL_SIZE);
     let mut names = Vec::with_capacity(hosts);
     for p in 0..pools {

@@ -27,11 +27,9 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 use vigil::engine::{HaState, HealthObs, Input, PowerState};
-use vigil::state::model::{
-    CheckKind, CheckSpec, DriverKind, DriverSpec, Host, HostSpec, LedgerEntry, PoolSpec, Secret,
-};
+use vigil::state::model::{Host, HostSpec, LedgerEntry, PoolSpec};
 use vigil::state::{Command, HostInput, InputOutcome, Response, Stamp, VigilState};
-use vigil_raft::{ApplyContext, StateMachine};
+use vigil_raft::StateMachine;
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -111,63 +109,10 @@ fn host_name(pool: usize, i: usize) -> String {
 }
 
 fn host_spec(name: &str, pool: &str) -> HostSpec {
-    let check = || CheckSpec {
-        kind: CheckKind::Sim,
-        target: String::new(),
-        options: BTreeMap::new(),
-    };
-    HostSpec {
-        name: name.into(),
-        pool: pool.into(),
-        kind: "hypervisor".into(),
-        labels: BTreeMap::new(),
-        health: Some(check()),
-        activity: Some(check()),
-        fence: vec![DriverSpec {
-            kind: DriverKind::Sim,
-            address: format!("sim://{name}/0"),
-            username: String::new(),
-            password: Secret::default(),
-            options: BTreeMap::new(),
-        }],
-        maintenance: false,
-        policy: BTreeMap::new(),
-    }
+    vigil::fleet::sim_host(name, pool, 1)
 }
 
-struct Applier {
-    state: VigilState,
-    index: u64,
-}
-
-impl Applier {
-    fn apply(&mut self, cmd: &Command) -> Response {
-        self.index += 1;
-        let ctx = ApplyContext {
-            index: self.index,
-            term: 1,
-            position: 0,
-        };
-        self.state.apply(ctx, cmd)
-    }
-
-    fn must(&mut self, cmd: &Command) -> Response {
-        let r = self.apply(cmd);
-        match &r {
-            Response::Rejected { reason } => panic!("command rejected: {reason}"),
-            Response::Inputs { results, .. } => {
-                if let Some(o) = results
-                    .iter()
-                    .find(|o| matches!(o, InputOutcome::Rejected { .. }))
-                {
-                    panic!("input rejected: {o:?}");
-                }
-            }
-            Response::Applied { .. } => {}
-        }
-        r
-    }
-}
+use vigil::fleet::LocalApply as Applier;
 
 struct BuildTimes {
     total: Duration,
@@ -268,10 +213,7 @@ fn sha(bytes: &[u8]) -> String {
 
 fn run(hosts: usize) {
     let rss0 = proc_status_kib("VmRSS:");
-    let mut a = Applier {
-        state: VigilState::default(),
-        index: 0,
-    };
+    let mut a = Applier::default();
     let live0 = live();
     let times = build(&mut a, hosts);
     let state_live = live() - live0;

@@ -4,10 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use vigil_raft::{ApplyContext, StateMachine};
+
 use crate::engine::policy::Overrides;
 use crate::state::model::{
     CheckKind, CheckSpec, DriverKind, DriverSpec, HostSpec, PoolSpec, Secret,
 };
+use crate::state::{Command, InputOutcome, Response, VigilState};
 
 /// A simulated power driver (fence level `level` of `host`).
 pub fn sim_driver(host: &str, level: usize) -> DriverSpec {
@@ -49,5 +52,50 @@ pub fn pool(name: &str, enabled: bool, policy: Overrides) -> PoolSpec {
         name: name.into(),
         enabled,
         policy,
+    }
+}
+
+/// Applies commands to a local [`VigilState`] with increasing log positions, as Raft
+/// would on every member: for simulations, benchmarks and tests that need the real
+/// apply without a cluster.
+#[derive(Debug, Default)]
+pub struct LocalApply {
+    /// The state.
+    pub state: VigilState,
+    index: u64,
+}
+
+impl LocalApply {
+    /// Apply one command at the next log position.
+    pub fn apply(&mut self, cmd: &Command) -> Response {
+        self.index += 1;
+        let ctx = ApplyContext {
+            index: self.index,
+            term: 1,
+            position: 0,
+        };
+        self.state.apply(ctx, cmd)
+    }
+
+    /// Apply a command that must be accepted whole.
+    ///
+    /// # Panics
+    /// If the command, or any input of a `HostInputs`, is rejected: for set-up code in
+    /// benchmarks and simulations, where a rejection is a bug of the caller.
+    pub fn must(&mut self, cmd: &Command) -> Response {
+        let r = self.apply(cmd);
+        match &r {
+            Response::Rejected { reason } => panic!("command rejected: {reason}"),
+            Response::Inputs { results, .. } => {
+                if let Some(o) = results
+                    .iter()
+                    .find(|o| matches!(o, InputOutcome::Rejected { .. }))
+                {
+                    panic!("input rejected: {o:?}");
+                }
+            }
+            Response::Applied { .. } => {}
+        }
+        r
     }
 }
