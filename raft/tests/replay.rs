@@ -62,7 +62,7 @@ async fn same_log_same_digest_and_snapshot_round_trip() {
     // Reopen from disk: the installed snapshot is durable.
     let digest = c.digest();
     drop(c);
-    let c2 = vigil_raft::storage::open::<Kv>(c_dir.path(), 3).unwrap().sm;
+    let c2 = reopen(c_dir.path(), 3).unwrap().sm;
     assert_eq!(c2.digest(), digest, "reopened store lost its snapshot");
 
     // A different log gives a different digest (the digest is not constant).
@@ -81,7 +81,7 @@ async fn log_survives_reopen_and_purge_leaves_no_hole() {
         st.blocking_append(entries.clone()).await.unwrap();
         st.purge(entries[99].log_id).await.unwrap();
     }
-    let mut st = vigil_raft::storage::open::<Kv>(dir.path(), 1).unwrap().log;
+    let mut st = reopen(dir.path(), 1).unwrap().log;
     let state = st.get_log_state().await.unwrap();
     assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(100));
     assert_eq!(state.last_log_id.map(|l| l.index), Some(300));
@@ -91,11 +91,26 @@ async fn log_survives_reopen_and_purge_leaves_no_hole() {
     assert!(st.try_get_log_entries(1..=100).await.unwrap().is_empty());
 }
 
+/// Reopen a data dir in this process. sled releases its file lock from a background
+/// thread shortly after the last handle is dropped, so retry (bounded) while the only
+/// error is that lock.
+fn reopen(dir: &std::path::Path, id: u64) -> vigil_raft::Result<vigil_raft::storage::Storage<Kv>> {
+    for _ in 0..100 {
+        match vigil_raft::storage::open::<Kv>(dir, id) {
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            other => return other,
+        }
+    }
+    vigil_raft::storage::open::<Kv>(dir, id)
+}
+
 #[test]
 fn data_dir_refuses_another_member_id() {
     let dir = tempfile::tempdir().unwrap();
     drop(vigil_raft::storage::open::<Kv>(dir.path(), 1).unwrap());
-    let err = vigil_raft::storage::open::<Kv>(dir.path(), 2).unwrap_err();
+    let err = reopen(dir.path(), 2).unwrap_err();
     assert!(err.to_string().contains("belongs to member 1"), "{err}");
-    assert!(vigil_raft::storage::open::<Kv>(dir.path(), 1).is_ok());
+    assert!(reopen(dir.path(), 1).is_ok());
 }
