@@ -21,36 +21,24 @@
 //! Run: `cargo bench --bench engine` (about a minute). `cargo test --benches` runs each
 //! benchmark once, as a smoke test.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use vigil::engine::health::HealthTracker;
 use vigil::engine::{
-    step, Activity, Admin, Ctx, Gate, HaRecord, HaState, HealthObs, Input, Policy, PowerState,
+    step, Activity, Admin, Ctx, Gate, HaRecord, HaState, Input, Policy, PowerState,
 };
-use vigil::state::model::{HostSpec, PoolSpec};
 use vigil::state::{Command, HostInput, InputOutcome, Response, Stamp};
 
 /// Hosts in the apply benchmarks' state.
 const HOSTS: usize = 10_000;
-/// Hosts per pool.
-const POOL_SIZE: usize = 1_000;
-/// Proposer clock used for every command (ms since the epoch).
-const T0: u64 = 1_700_000_000_000;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{add_host, bring_up, create_pool, host_name, obs, POOL_SIZE, T0};
 
 // ----- engine::step ------------------------------------------------------------------
-
-fn obs(pass: bool, consecutive: u32) -> Input {
-    Input::Health(HealthObs {
-        pass,
-        consecutive_failures: consecutive,
-        window_failures: consecutive,
-        window_len: consecutive.max(1),
-        detail: if pass { "200 OK" } else { "connect timeout" }.into(),
-    })
-}
 
 /// Drive a record with the real engine; panics if an input did not do what the
 /// benchmark relies on.
@@ -153,63 +141,22 @@ fn bench_step(c: &mut Criterion) {
 
 // ----- apply -------------------------------------------------------------------------
 
-fn host_spec(name: &str, pool: &str) -> HostSpec {
-    vigil::fleet::sim_host(name, pool, 1)
-}
-
 use vigil::fleet::LocalApply as Applier;
-
-fn host_name(pool: usize, i: usize) -> String {
-    format!("p{pool:03}-h{i:04}")
-}
 
 /// `hosts` hosts in pools of `POOL_SIZE`, each with a sim fence driver and sim
 /// health/activity checks, powered on and Available — all through apply.
 fn build(hosts: usize) -> (Applier, Vec<String>) {
-    let stamp = Stamp { by: 1, at_ms: T0 };
     let mut a = Applier::default();
     let pools = hosts.div_ceil(POOL_SIZE);
     let mut names = Vec::with_capacity(hosts);
     for p in 0..pools {
-        let pool = format!("p{p:03}");
-        a.must(&Command::CreatePool {
-            spec: PoolSpec {
-                name: pool.clone(),
-                enabled: true,
-                policy: BTreeMap::new(),
-            },
-            stamp,
-        });
+        a.must(&create_pool(p));
         let n = POOL_SIZE.min(hosts - p * POOL_SIZE);
-        let mut inputs = Vec::with_capacity(2 * n);
         for i in 0..n {
-            let name = host_name(p, i);
-            a.must(&Command::AddHost {
-                spec: host_spec(&name, &pool),
-                stamp,
-            });
-            inputs.push(HostInput {
-                host: name.clone(),
-                epoch: Some(0),
-                input: Input::Power {
-                    state: PowerState::On,
-                    detail: "bench setup".into(),
-                },
-            });
-            inputs.push(HostInput {
-                host: name.clone(),
-                epoch: Some(0),
-                input: obs(true, 0),
-            });
-            names.push(name);
+            a.must(&add_host(p, i));
+            names.push(host_name(p, i));
         }
-        a.must(&Command::HostInputs {
-            inputs,
-            stamp: Stamp {
-                by: 1,
-                at_ms: T0 + 1,
-            },
-        });
+        a.must(&bring_up(p, n));
     }
     assert!(a
         .state

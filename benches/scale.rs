@@ -20,14 +20,13 @@
 //! --all-targets`) it does nothing unless `VIGIL_BENCH_SCALE` is set.
 
 use std::alloc::System;
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
-use vigil::engine::{HaState, HealthObs, Input, PowerState};
-use vigil::state::model::{Host, HostSpec, LedgerEntry, PoolSpec};
+use vigil::engine::HaState;
+use vigil::state::model::{Host, LedgerEntry};
 use vigil::state::{Command, HostInput, InputOutcome, Response, Stamp, VigilState};
 use vigil_raft::StateMachine;
 
@@ -35,9 +34,10 @@ use vigil_raft::StateMachine;
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 /// Hosts per pool.
-const POOL_SIZE: usize = 1_000;
 /// Proposer clock used for every command (ms since the epoch).
-const T0: u64 = 1_700_000_000_000;
+#[path = "common/mod.rs"]
+mod common;
+use common::{add_host, bring_up, create_pool, host_name, obs, POOL_SIZE, T0};
 /// Inputs per measured `HostInputs` batch.
 const BATCH: usize = 1_000;
 /// Measured batches (after one warm-up pass).
@@ -94,24 +94,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn obs(pass: bool, consecutive: u32) -> Input {
-    Input::Health(HealthObs {
-        pass,
-        consecutive_failures: consecutive,
-        window_failures: consecutive,
-        window_len: consecutive.max(1),
-        detail: if pass { "200 OK" } else { "connect timeout" }.into(),
-    })
-}
-
-fn host_name(pool: usize, i: usize) -> String {
-    format!("p{pool:03}-h{i:04}")
-}
-
-fn host_spec(name: &str, pool: &str) -> HostSpec {
-    vigil::fleet::sim_host(name, pool, 1)
-}
-
 use vigil::fleet::LocalApply as Applier;
 
 struct BuildTimes {
@@ -121,58 +103,21 @@ struct BuildTimes {
 }
 
 fn build(a: &mut Applier, hosts: usize) -> BuildTimes {
-    let stamp = Stamp { by: 1, at_ms: T0 };
     let pools = hosts.div_ceil(POOL_SIZE);
     let t0 = Instant::now();
     let mut add_hosts = Duration::ZERO;
     let mut inputs_time = Duration::ZERO;
     for p in 0..pools {
-        let pool = format!("p{p:03}");
-        a.must(&Command::CreatePool {
-            spec: PoolSpec {
-                name: pool.clone(),
-                enabled: true,
-                policy: BTreeMap::new(),
-            },
-            stamp,
-        });
+        a.must(&create_pool(p));
         let n = POOL_SIZE.min(hosts - p * POOL_SIZE);
-        let cmds: Vec<Command> = (0..n)
-            .map(|i| Command::AddHost {
-                spec: host_spec(&host_name(p, i), &pool),
-                stamp,
-            })
-            .collect();
+        let cmds: Vec<Command> = (0..n).map(|i| add_host(p, i)).collect();
         let t = Instant::now();
         for c in &cmds {
             a.must(c);
         }
         add_hosts += t.elapsed();
         drop(cmds);
-        let mut inputs = Vec::with_capacity(2 * n);
-        for i in 0..n {
-            let host = host_name(p, i);
-            inputs.push(HostInput {
-                host: host.clone(),
-                epoch: Some(0),
-                input: Input::Power {
-                    state: PowerState::On,
-                    detail: "bench setup".into(),
-                },
-            });
-            inputs.push(HostInput {
-                host,
-                epoch: Some(0),
-                input: obs(true, 0),
-            });
-        }
-        let cmd = Command::HostInputs {
-            inputs,
-            stamp: Stamp {
-                by: 1,
-                at_ms: T0 + 1,
-            },
-        };
+        let cmd = bring_up(p, n);
         let t = Instant::now();
         a.must(&cmd);
         inputs_time += t.elapsed();
