@@ -647,34 +647,9 @@ async fn pools_and_hosts_through_the_api() {
     c.stop().await.unwrap();
 }
 
-/// Run the CLI against `url` with `env` added; (success, stdout, stderr).
-async fn vigil(url: &str, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"));
-    cmd.arg("--endpoint")
-        .arg(url)
-        .arg("--timeout")
-        .arg("30s")
-        .args(args);
-    for v in [
-        "VIGIL_ENDPOINT",
-        "http_proxy",
-        "HTTP_PROXY",
-        "all_proxy",
-        "ALL_PROXY",
-    ] {
-        cmd.env_remove(v);
-    }
-    cmd.envs(env.iter().copied()).kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("the CLI did not exit within 60s")
-        .expect("running the CLI");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::vigil;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pool_and_host_commands() {

@@ -355,33 +355,12 @@ async fn apply_inventory_command_is_all_or_nothing() {
     c.stop().await.unwrap();
 }
 
+#[path = "support/cli.rs"]
+mod cli;
+
+/// The CLI, checking that it never prints the BMC password.
 async fn vigil(url: &str, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"));
-    cmd.arg("--endpoint")
-        .arg(url)
-        .arg("--timeout")
-        .arg("30s")
-        .args(args);
-    for v in [
-        "VIGIL_ENDPOINT",
-        "BMC_PW",
-        "http_proxy",
-        "HTTP_PROXY",
-        "all_proxy",
-        "ALL_PROXY",
-    ] {
-        cmd.env_remove(v);
-    }
-    cmd.envs(env.iter().copied()).kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("the CLI did not exit within 60s")
-        .expect("running the CLI");
-    let r = (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
+    let r = cli::vigil(url, env, args).await;
     assert!(
         !r.1.contains(PASSWORD) && !r.2.contains(PASSWORD),
         "password printed by {args:?}: {r:?}"
