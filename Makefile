@@ -29,12 +29,16 @@ unit:
 	$(CARGO) test --workspace --lib --bins --tests --locked
 	$(CARGO) test -p vigil-providers --test redfish_sushy --locked -- --ignored --test-threads=2
 	$(CARGO) test -p vigil-providers --test ipmi_sim --locked -- --ignored --test-threads=1
+	$(CARGO) test -p vigil-providers --test ipmi_native --locked -- --ignored --test-threads=1
+	$(CARGO) test -p vigil-providers --test fence_agents --locked -- --ignored --test-threads=2
 
 bench:
 	$(CARGO) bench --bench throughput
 	$(CARGO) bench --bench failover
 	$(CARGO) bench --bench engine
 	$(CARGO) bench --bench scale
+	$(CARGO) bench --bench ha
+	$(CARGO) bench --bench reassign
 
 dev:
 	$(CARGO) run --release -- dev

@@ -4,15 +4,17 @@
 #   peers.sh install            python venv with sushy-tools 2.2.0 (Redfish emulator),
 #                               a bcrypt htpasswd (admin / password) and a TLS test CA
 #                               plus a server cert for 127.0.0.1; apt packages openipmi
-#                               (ipmi_sim, the IPMI BMC emulator) and ipmitool when
-#                               missing. Idempotent, quiet.
+#                               (ipmi_sim, the IPMI BMC emulator), ipmitool and
+#                               fence-agents (fence_ipmilan, fence_redfish: the
+#                               reference agents for the script driver) when missing.
+#                               Idempotent, quiet.
 #   peers.sh start-redfish [N]  N sushy-emulators (fake driver, 3 systems each) on free
 #                               127.0.0.1 ports, plain HTTP; plus one more with TLS.
 #                               Prints "name url" lines; PIDs go to $RUN/pids.
 #   peers.sh stop               kills exactly the recorded PIDs and wipes their state.
 #
 # Everything lives under ${VIGIL_PEERS_DIR:-$HOME/.cache/vigil/peers}. The Rust tests
-# (providers/tests/redfish_sushy.rs, providers/tests/ipmi_sim.rs) only need `install`:
+# (providers/tests/{redfish_sushy,ipmi_sim,fence_agents}.rs) only need `install`:
 # they spawn their own emulators on free ports and kill them by PID. The ipmi_sim
 # config templates and chassis-control program live in scripts/peers/ipmi/.
 set -euo pipefail
@@ -28,6 +30,8 @@ install() {
   command -v openssl >/dev/null || need+=(openssl)
   command -v ipmi_sim >/dev/null || need+=(openipmi)
   command -v ipmitool >/dev/null || need+=(ipmitool)
+  # /usr/sbin may be off a non-root PATH: look there too.
+  command -v fence_ipmilan >/dev/null || [ -x /usr/sbin/fence_ipmilan ] || need+=(fence-agents)
   if [ ${#need[@]} -gt 0 ]; then
     command -v apt-get >/dev/null || { log "missing ${need[*]} and no apt-get: install them"; exit 1; }
     local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo

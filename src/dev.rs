@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use vigil_raft::RaftTimings;
 
 use crate::error::VigilError;
-use crate::server::{start_member, RunningMember};
+use crate::server::{start_member_with, RunningMember, Runtime};
 
 /// An in-process cluster of members 1..=n, already bootstrapped (init + joins).
 #[derive(Debug)]
@@ -20,8 +20,20 @@ pub struct DevCluster {
 }
 
 impl DevCluster {
-    /// Start `n` members on free ports under `dir` and form one cluster.
+    /// Start `n` members on free ports under `dir` and form one cluster (Raft and the
+    /// API only, no HA runtime: see [`DevCluster::start_with`]).
     pub async fn start(n: usize, dir: &Path, timings: RaftTimings) -> Result<Self, VigilError> {
+        Self::start_with(n, dir, timings, None).await
+    }
+
+    /// Start `n` members, each running the HA runtime when `runtime` is given (the
+    /// providers are shared: a simulated fleet is one fleet seen by every member).
+    pub async fn start_with(
+        n: usize,
+        dir: &Path,
+        timings: RaftTimings,
+        runtime: Option<Runtime>,
+    ) -> Result<Self, VigilError> {
         if n == 0 {
             return Err(VigilError::Config(
                 "a cluster needs at least one member".into(),
@@ -34,7 +46,14 @@ impl DevCluster {
                 .await
                 .map_err(|e| VigilError::io("binding a loopback port", e))?;
             let data = dir.join(format!("member-{i}"));
-            members.push(start_member(i, listener, None, &data, timings.clone()).await?);
+            // Each member's sim drivers are labelled with its id in the ground truth.
+            let rt = runtime.clone().map(|(mut p, c)| {
+                if p.label.is_empty() {
+                    p.label = format!("member-{i}");
+                }
+                (p, c)
+            });
+            members.push(start_member_with(i, listener, None, &data, timings.clone(), rt).await?);
         }
         let first = &members[0].member;
         if !first.identity().initialized {
@@ -79,7 +98,12 @@ pub async fn run(members: usize, data_dir: Option<PathBuf>) -> Result<(), VigilE
         "starting a {members}-member vigil cluster in {} ...",
         dir.display()
     );
-    let cluster = DevCluster::start(members, &dir, RaftTimings::default()).await?;
+    let runtime = (
+        crate::worker::Providers::default(),
+        crate::worker::WorkerConfig::default(),
+    );
+    let cluster =
+        DevCluster::start_with(members, &dir, RaftTimings::default(), Some(runtime)).await?;
     let first = cluster.members[0].url();
     println!();
     println!(

@@ -11,13 +11,19 @@
 //! - `ipmitool`: address = `host` or `host:port` (default 623); options `cipher_suite`
 //!   (default 3), `program` (path of ipmitool). The password reaches ipmitool through
 //!   its environment (`-E`), never its command line.
-//! - `ipmi`: the native RMCP+ driver is not built yet; until then `ipmi` runs the
-//!   `ipmitool` driver (the fallback DESIGN.md §6 names), with the same options.
+//! - `ipmi`: the native IPMI 2.0 / RMCP+ driver (`vigil_providers::ipmi`: async UDP,
+//!   one reused session per BMC, no external program). Address = `host` or
+//!   `host:port` (default 623); options `privilege` (`operator` or `administrator`,
+//!   the default; `user` can read but not change power) and `cipher_suite`, which
+//!   must be 3 (RAKP-HMAC-SHA1, HMAC-SHA1-96, AES-CBC-128: the only suite it
+//!   speaks; a BMC that needs another one uses `ipmitool`). The driver's timings keep
+//!   their defaults.
 //! - `sim`: only inside `vigil dev` and tests (they own the simulated fleet).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use vigil_providers::ipmi::{IpmiConfig, IpmiDriver, Privilege};
 use vigil_providers::ipmitool::{IpmitoolConfig, IpmitoolDriver};
 use vigil_providers::redfish::{RedfishConfig, RedfishDriver};
 use vigil_providers::script::ScriptDriver;
@@ -25,44 +31,48 @@ use vigil_providers::PowerDriver;
 
 use crate::state::model::{DriverKind, DriverSpec};
 
+/// The Redfish driver configuration a `redfish` spec describes (also used by the
+/// `redfish-power` activity check, which reads through the same BMC).
+pub fn redfish_config(spec: &DriverSpec) -> Result<RedfishConfig, String> {
+    let endpoint = if spec.address.contains("://") {
+        spec.address.clone()
+    } else {
+        format!("https://{}", spec.address)
+    };
+    let mut cfg = RedfishConfig::new(endpoint, &spec.username, spec.password.expose());
+    for (k, v) in &spec.options {
+        match k.as_str() {
+            "system_id" => cfg.system_id = Some(v.clone()),
+            "ca_file" => cfg.ca_file = Some(PathBuf::from(v)),
+            "insecure" => {
+                cfg.insecure = match v.as_str() {
+                    "true" | "yes" | "1" => true,
+                    "false" | "no" | "0" => false,
+                    _ => return Err(format!("redfish option insecure={v:?}: expected true or false")),
+                }
+            }
+            "poll_interval_ms" => {
+                let ms: u64 = v
+                    .parse()
+                    .map_err(|_| format!("redfish option poll_interval_ms={v:?}: not a number"))?;
+                cfg.poll_interval = Duration::from_millis(ms.max(50));
+            }
+            _ => {
+                return Err(format!(
+                    "unknown redfish option {k:?}; known: system_id, ca_file, insecure, poll_interval_ms"
+                ))
+            }
+        }
+    }
+    Ok(cfg)
+}
+
 /// Build the driver a spec describes, or say why it cannot be built here.
 pub fn power_driver(spec: &DriverSpec) -> Result<Box<dyn PowerDriver>, String> {
     match spec.kind {
-        DriverKind::Redfish => {
-            let endpoint = if spec.address.contains("://") {
-                spec.address.clone()
-            } else {
-                format!("https://{}", spec.address)
-            };
-            let mut cfg = RedfishConfig::new(endpoint, &spec.username, spec.password.expose());
-            for (k, v) in &spec.options {
-                match k.as_str() {
-                    "system_id" => cfg.system_id = Some(v.clone()),
-                    "ca_file" => cfg.ca_file = Some(PathBuf::from(v)),
-                    "insecure" => {
-                        cfg.insecure = match v.as_str() {
-                            "true" | "yes" | "1" => true,
-                            "false" | "no" | "0" => false,
-                            _ => return Err(format!("redfish option insecure={v:?}: expected true or false")),
-                        }
-                    }
-                    "poll_interval_ms" => {
-                        let ms: u64 = v
-                            .parse()
-                            .map_err(|_| format!("redfish option poll_interval_ms={v:?}: not a number"))?;
-                        cfg.poll_interval = Duration::from_millis(ms.max(50));
-                    }
-                    _ => {
-                        return Err(format!(
-                            "unknown redfish option {k:?}; known: system_id, ca_file, insecure, poll_interval_ms"
-                        ))
-                    }
-                }
-            }
-            Ok(Box::new(
-                RedfishDriver::new(cfg).map_err(|e| e.to_string())?,
-            ))
-        }
+        DriverKind::Redfish => Ok(Box::new(
+            RedfishDriver::new(redfish_config(spec)?).map_err(|e| e.to_string())?,
+        )),
         DriverKind::Script => {
             let mut options = spec.options.clone();
             if !spec.username.is_empty() {
@@ -72,30 +82,53 @@ pub fn power_driver(spec: &DriverSpec) -> Result<Box<dyn PowerDriver>, String> {
                 .map_err(|e| e.to_string())?;
             Ok(Box::new(d))
         }
-        DriverKind::Ipmi | DriverKind::Ipmitool => {
-            let (host, port) = match spec.address.rsplit_once(':') {
-                Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
-                    let port: u16 = p
-                        .parse()
-                        .map_err(|_| format!("ipmi address {:?}: bad port", spec.address))?;
-                    (h.trim_matches(['[', ']']).to_string(), port)
+        DriverKind::Ipmi => {
+            let (host, port) = ipmi_host_port(&spec.address)?;
+            let mut cfg = IpmiConfig::new(host, &spec.username, spec.password.expose());
+            cfg.port = port;
+            for (k, v) in &spec.options {
+                match k.as_str() {
+                    "privilege" => {
+                        cfg.privilege = Privilege::parse(v).ok_or_else(|| {
+                            format!(
+                                "ipmi option privilege={v:?}: expected user, operator or \
+                                 administrator"
+                            )
+                        })?
+                    }
+                    "cipher_suite" => {
+                        if v.trim() != "3" {
+                            return Err(format!(
+                                "ipmi option cipher_suite={v:?}: the native ipmi driver speaks \
+                                 only cipher suite 3 (RAKP-HMAC-SHA1, HMAC-SHA1-96, \
+                                 AES-CBC-128); use kind ipmitool for another suite"
+                            ));
+                        }
+                    }
+                    _ => {
+                        return Err(format!(
+                            "unknown ipmi option {k:?}; known: privilege, cipher_suite"
+                        ))
+                    }
                 }
-                _ => (spec.address.clone(), 623),
-            };
+            }
+            Ok(Box::new(IpmiDriver::new(cfg).map_err(|e| e.to_string())?))
+        }
+        DriverKind::Ipmitool => {
+            let (host, port) = ipmi_host_port(&spec.address)?;
             let mut cfg = IpmitoolConfig::new(host, &spec.username, spec.password.expose());
             cfg.port = port;
             for (k, v) in &spec.options {
                 match k.as_str() {
                     "cipher_suite" => {
-                        cfg.cipher_suite = v
-                            .parse()
-                            .map_err(|_| format!("ipmi option cipher_suite={v:?}: not a number"))?
+                        cfg.cipher_suite = v.parse().map_err(|_| {
+                            format!("ipmitool option cipher_suite={v:?}: not a number")
+                        })?
                     }
                     "program" => cfg.program = PathBuf::from(v),
                     _ => {
                         return Err(format!(
-                            "unknown {} option {k:?}; known: cipher_suite, program",
-                            spec.kind.name()
+                            "unknown ipmitool option {k:?}; known: cipher_suite, program"
                         ))
                     }
                 }
@@ -108,6 +141,19 @@ pub fn power_driver(spec: &DriverSpec) -> Result<Box<dyn PowerDriver>, String> {
             "sim drivers exist only inside `vigil dev` and tests (they own the simulated fleet)"
                 .into(),
         ),
+    }
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port` (port 623 by default) of an IPMI BMC.
+fn ipmi_host_port(address: &str) -> Result<(String, u16), String> {
+    match address.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
+            let port: u16 = p
+                .parse()
+                .map_err(|_| format!("ipmi address {address:?}: bad port"))?;
+            Ok((h.trim_matches(['[', ']']).to_string(), port))
+        }
+        _ => Ok((address.trim_matches(['[', ']']).to_string(), 623)),
     }
 }
 
@@ -165,7 +211,32 @@ mod tests {
             &[("cipher_suite", "3")],
         ))
         .unwrap();
-        assert_eq!(d.kind(), "ipmitool");
+        assert_eq!(d.kind(), "ipmi");
+        let d = power_driver(&spec(
+            DriverKind::Ipmi,
+            "bmc.example",
+            &[("privilege", "operator")],
+        ))
+        .unwrap();
+        assert_eq!(d.kind(), "ipmi");
+        let e =
+            power_driver(&spec(DriverKind::Ipmi, "bmc", &[("cipher_suite", "17")])).unwrap_err();
+        assert!(e.contains("only cipher suite 3"), "{e}");
+        let e = power_driver(&spec(DriverKind::Ipmi, "bmc", &[("privilege", "root")])).unwrap_err();
+        assert!(e.contains("privilege"), "{e}");
+        let e = power_driver(&spec(DriverKind::Ipmi, "bmc", &[("program", "/x")])).unwrap_err();
+        assert!(e.contains("unknown ipmi option"), "{e}");
+        assert!(power_driver(&spec(DriverKind::Ipmi, "10.0.0.1:x", &[])).is_err());
+        assert_eq!(
+            power_driver(&spec(
+                DriverKind::Ipmitool,
+                "10.0.0.1:623",
+                &[("cipher_suite", "17")]
+            ))
+            .unwrap()
+            .kind(),
+            "ipmitool"
+        );
         assert!(power_driver(&spec(DriverKind::Ipmitool, "10.0.0.1:x", &[])).is_err());
         assert!(power_driver(&spec(
             DriverKind::Ipmitool,

@@ -5,6 +5,7 @@
 //! `vigil-raft` crate, which is generic over [`state::VigilState`].
 
 pub mod api;
+pub mod assign;
 pub mod config;
 pub mod dev;
 pub mod drivers;
@@ -12,9 +13,11 @@ pub mod engine;
 pub mod error;
 pub mod fleet;
 pub mod inventory;
+pub mod liveness;
 pub mod logging;
 pub mod server;
 pub mod settings;
 pub mod state;
+pub mod worker;
 
 pub use error::VigilError;

@@ -15,6 +15,7 @@ use vigil_raft::{Member, NodeId, RaftTimings};
 use crate::config::ServeConfig;
 use crate::error::VigilError;
 use crate::state::VigilState;
+use crate::worker::{Providers, Worker, WorkerConfig};
 
 /// A member serving HTTP in this process.
 #[derive(Debug)]
@@ -23,6 +24,8 @@ pub struct RunningMember {
     pub member: Member<VigilState>,
     /// The bound address.
     pub addr: SocketAddr,
+    /// Its runtime loops (heartbeats, leader duties, owned hosts).
+    pub worker: Option<Worker>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
 }
@@ -35,6 +38,9 @@ impl RunningMember {
 
     /// Stop serving (in-flight requests finish), stop Raft, flush storage.
     pub async fn stop(mut self) -> Result<(), VigilError> {
+        if let Some(w) = self.worker.take() {
+            w.stop().await;
+        }
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -55,6 +61,9 @@ impl RunningMember {
     /// flush of [`RunningMember::stop`]. Only the in-process tests use this (real crash
     /// tests use SIGKILL on a `vigil serve` process). Returns once the server is down.
     pub async fn crash(mut self) {
+        if let Some(w) = self.worker.take() {
+            w.stop().await;
+        }
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -68,7 +77,13 @@ impl RunningMember {
     }
 }
 
-/// Start member `id` on an already bound listener.
+/// The HA runtime a member runs: which providers build its probes (e.g. with a
+/// simulated fleet) and its loop knobs.
+pub type Runtime = (Providers, WorkerConfig);
+
+/// Start member `id` on an already bound listener: Raft and the API only, **without**
+/// the HA runtime (no heartbeats, assignment, checks or actions). For tests of the
+/// replicated core and tools that drive the state by hand.
 pub async fn start_member(
     id: NodeId,
     listener: TcpListener,
@@ -76,12 +91,29 @@ pub async fn start_member(
     data_dir: &Path,
     timings: RaftTimings,
 ) -> Result<RunningMember, VigilError> {
+    start_member_with(id, listener, advertise, data_dir, timings, None).await
+}
+
+/// Start member `id`, with the HA runtime when `runtime` is given (`vigil serve`
+/// always gives it).
+pub async fn start_member_with(
+    id: NodeId,
+    listener: TcpListener,
+    advertise: Option<String>,
+    data_dir: &Path,
+    timings: RaftTimings,
+    runtime: Option<Runtime>,
+) -> Result<RunningMember, VigilError> {
     let addr = listener
         .local_addr()
         .map_err(|e| VigilError::io("reading bound address", e))?;
     let advertise = advertise.unwrap_or_else(|| addr.to_string());
     let member = Member::<VigilState>::start(id, &advertise, data_dir, timings).await?;
-    let app = crate::api::router(member.clone());
+    let worker = runtime.map(|(providers, cfg)| Worker::start(member.clone(), providers, cfg));
+    let mut app = crate::api::router(member.clone());
+    if let Some(w) = &worker {
+        app = app.merge(crate::worker::heartbeat::routes(w.shared.clone()));
+    }
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let res = axum::serve(listener, app)
@@ -97,6 +129,7 @@ pub async fn start_member(
     Ok(RunningMember {
         member,
         addr,
+        worker,
         stop: Some(stop_tx),
         server,
     })
@@ -107,12 +140,13 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), VigilError> {
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| VigilError::io(format!("binding {}", cfg.listen), e))?;
-    let running = start_member(
+    let running = start_member_with(
         cfg.id,
         listener,
         Some(cfg.advertise_addr()),
         &cfg.data_dir,
         cfg.raft.clone(),
+        Some((Providers::default(), WorkerConfig::default())),
     )
     .await?;
     shutdown_signal().await;

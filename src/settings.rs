@@ -121,9 +121,9 @@ pub const SETTINGS: &[SettingDef] = &[
     def(
         "member.lease",
         dur(SEC, 300 * SEC),
-        "5s",
+        "2s",
         Scope::Cluster,
-        "how long a member may be silent before it is declared dead and its hosts move",
+        "how long a member may be silent before it is declared dead and its hosts move; a member that cannot renew its own lease for this long stops acting",
     ),
     def(
         "events.retention",

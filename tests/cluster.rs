@@ -87,7 +87,7 @@ async fn ha_story(members: &[RunningMember]) {
             inputs: vec![
                 HostInput {
                     host: name.clone(),
-                    epoch: Some(0),
+                    epoch: None,
                     input: Input::Power {
                         state: PowerState::On,
                         detail: String::new(),
@@ -95,7 +95,7 @@ async fn ha_story(members: &[RunningMember]) {
                 },
                 HostInput {
                     host: name,
-                    epoch: Some(0),
+                    epoch: None,
                     input: Input::Health(ok),
                 },
             ],
@@ -110,7 +110,7 @@ async fn ha_story(members: &[RunningMember]) {
         m.write(Command::HostInputs {
             inputs: vec![HostInput {
                 host: "rack-0".into(),
-                epoch: Some(0),
+                epoch: None,
                 input: Input::Health(obs),
             }],
             stamp,
@@ -124,7 +124,7 @@ async fn ha_story(members: &[RunningMember]) {
     m.write(Command::HostInputs {
         inputs: vec![HostInput {
             host: "rack-0".into(),
-            epoch: Some(0),
+            epoch: None,
             input: Input::Activity {
                 result: Activity::Inactive,
                 detail: String::new(),

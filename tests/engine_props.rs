@@ -126,7 +126,10 @@ enum Res {
 impl Res {
     fn result(self) -> ActionResult {
         match self {
-            Res::Done(p) => ActionResult::Done { power_after: p },
+            Res::Done(p) => ActionResult::Done {
+                power_after: p,
+                detail: String::new(),
+            },
             Res::Failed => ActionResult::Failed {
                 reason: "driver error".into(),
             },
@@ -558,7 +561,7 @@ proptest! {
             }
             if to == Fenced && from != Fenced {
                 let verified = from == Fencing
-                    && (off || matches!(&r.input, Input::Outcome { result: ActionResult::Done { power_after: PowerState::Off }, .. }));
+                    && (off || matches!(&r.input, Input::Outcome { result: ActionResult::Done { power_after: PowerState::Off, .. }, .. }));
                 prop_assert!(verified || found_off || confirmed, "unexpected entry into fenced: {r:#?}");
                 prop_assert!(
                     r.out.actions.iter().all(|a| matches!(a, Action::CloseIntent { .. })),

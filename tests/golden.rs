@@ -15,12 +15,14 @@
 //! p-1 outcome done [on|off|unknown] | failed [reason] | stale
 //! p-1 admin enable|disable|reevaluate|retry|confirm-off|unfence
 //! p-1 maintenance on|off
-//! p-1@7 health fail                        # an input carrying epoch 7
+//! p-1@7 health fail                        # an input carrying epoch 7 (hosts are
+//!                                          # owned by member 1 at epoch 1)
 //! pool-enable P | pool-disable P
 //! expect p-1 available -> suspect          # next event: host transition
 //! expect p-1 intent recover|fence [level=N]
 //! expect p-1 end succeeded|failed|timed-out|abandoned
 //! expect p-1 alarm
+//! expect p-1 fenced [by=sim|operator|power-reading]  # the HostFenced event
 //! expect p-1 rejected                      # the last input was rejected
 //! expect pool P active -> inactive
 //! check p-1 STATE | check p-1 blocked | check p-1 power off
@@ -212,6 +214,7 @@ impl World {
                 spec: host_spec(&h, name, levels),
                 stamp,
             })?;
+            self.own(&h)?;
             if enabled {
                 self.inputs(
                     &h,
@@ -249,7 +252,24 @@ impl World {
         spec.maintenance = maintenance;
         let stamp = self.stamp();
         self.must(Command::AddHost { spec, stamp })?;
+        self.own(name)?;
         self.discard();
+        Ok(())
+    }
+
+    /// Every host is owned by member 1 (the runner), at epoch 1.
+    fn own(&mut self, host: &str) -> Result<()> {
+        let stamp = self.stamp();
+        self.must(Command::SetMemberLiveness {
+            id: 1,
+            addr: "runner".into(),
+            alive: true,
+            stamp,
+        })?;
+        self.must(Command::AssignHosts {
+            assignments: vec![(host.to_string(), Some(1))],
+            stamp,
+        })?;
         Ok(())
     }
 
@@ -301,6 +321,7 @@ impl World {
                 intent: 999_999,
                 result: ActionResult::Done {
                     power_after: PowerState::Off,
+                    detail: "scenario".into(),
                 },
             },
             ["outcome", "done", rest @ ..] => {
@@ -315,7 +336,10 @@ impl World {
                 };
                 Input::Outcome {
                     intent,
-                    result: ActionResult::Done { power_after },
+                    result: ActionResult::Done {
+                        power_after,
+                        detail: "scenario".into(),
+                    },
                 }
             }
             ["outcome", "failed", rest @ ..] => Input::Outcome {
@@ -407,6 +431,13 @@ impl World {
                     )
             }
             ([h, "alarm"], EventKind::Alarm { .. }) => ev.host.as_deref() == Some(*h),
+            ([h, "fenced", rest @ ..], EventKind::HostFenced { by, .. }) => {
+                ev.host.as_deref() == Some(*h)
+                    && rest
+                        .iter()
+                        .find_map(|w| w.strip_prefix("by="))
+                        .is_none_or(|want| want == by)
+            }
             _ => false,
         };
         if !ok {

@@ -348,6 +348,7 @@ fn step(r: &mut Run, op: &Op) {
                     } else {
                         PowerState::On
                     },
+                    detail: String::new(),
                 }
             } else {
                 ActionResult::Failed { reason: "x".into() }

@@ -12,14 +12,15 @@
 //!   redacted from any output quoted in errors.
 //! - **Cipher suite 3** by default (`-C 3`): without it ipmitool negotiates for ~10 s
 //!   with some BMCs.
-//! - **Idempotence**: before `off` and `on` the status is read; a host already in the
-//!   wanted state is not sent anything (`already = true`). `cycle` on a host that
-//!   is off sends `on` instead (the IPMI spec lets a BMC ignore a cycle when off).
-//! - **Verification**: after the BMC accepts the command, the status is polled until
-//!   it reads the wanted state (`off` → off; `on`, `cycle` → on) or the deadline
-//!   passes ([`DriverError::Timeout`]). A cycle is an off now and an on a moment
-//!   later: the driver keeps polling until it has seen the host off, or until
-//!   [`IpmitoolConfig::cycle_grace`] has passed, before accepting an on reading.
+//! - **Idempotence and verification** are shared with the native driver
+//!   (`power::act_verified`): before `off` and `on` the status is read; a host
+//!   already in the wanted state is not sent anything (`already = true`). `cycle` on
+//!   a host that is off sends `on` instead (the IPMI spec lets a BMC ignore a cycle
+//!   when off). After the BMC accepts the command, the status is polled until it
+//!   reads the wanted state (`off` → off; `on`, `cycle` → on) or the deadline passes
+//!   ([`DriverError::Timeout`]). A cycle is an off now and an on a moment later: an
+//!   on reading counts once the host was seen off or
+//!   [`IpmitoolConfig::cycle_grace`] has passed.
 //! - **Errors**: a missing `ipmitool` → Permanent; exit ≠ 0 with RAKP / password /
 //!   unauthorized-name / privilege messages, or "Unable to establish IPMI v2 / RMCP+
 //!   session" *without* a sign that the BMC did not answer → Permanent (bad
@@ -36,7 +37,10 @@ use tokio::time::Instant;
 
 use crate::child::{self, RunError};
 use crate::error::DriverError;
-use crate::power::{ActionReport, PowerAction, PowerDriver, PowerReading, PowerState};
+use crate::power::{
+    act_verified, ActionReport, Polling, PowerAction, PowerDriver, PowerReading, PowerState,
+    PowerSteps,
+};
 
 /// Most characters of ipmitool output quoted in an error or a detail.
 const EXCERPT: usize = 300;
@@ -244,51 +248,6 @@ impl IpmitoolDriver {
             ))),
         }
     }
-
-    /// Poll the status until it reads `want` (for a cycle: and off was seen or the
-    /// grace passed). Returns (reads, off seen).
-    async fn wait_for(
-        &self,
-        verb: &str,
-        want: PowerState,
-        cycle: bool,
-        deadline: Instant,
-    ) -> Result<(u32, bool), DriverError> {
-        let start = Instant::now();
-        let mut reads = 0;
-        let mut saw_off = false;
-        let mut last = String::from("(not read)");
-        loop {
-            match self.read(deadline).await {
-                Ok((state, detail)) => {
-                    reads += 1;
-                    last = detail;
-                    if state == PowerState::Off {
-                        saw_off = true;
-                    }
-                    let settled = !cycle || saw_off || start.elapsed() >= self.config.cycle_grace;
-                    if state == want && settled {
-                        return Ok((reads, saw_off));
-                    }
-                }
-                // A BMC busy applying the change may fail a read: keep polling.
-                Err(DriverError::Retryable(m)) => last = m,
-                Err(DriverError::Timeout { .. }) => break,
-                Err(e) => return Err(e),
-            }
-            if Instant::now() + self.config.poll_interval >= deadline {
-                break;
-            }
-            tokio::time::sleep(self.config.poll_interval).await;
-        }
-        Err(DriverError::Timeout {
-            after: start.elapsed(),
-            what: format!(
-                "{}: power {want} after {verb} (last read: {last}, {reads} reads)",
-                self.what("status")
-            ),
-        })
-    }
 }
 
 /// stderr without ipmitool's `-v` chatter that says nothing about the failure.
@@ -373,59 +332,31 @@ impl PowerDriver for IpmitoolDriver {
         action: PowerAction,
         deadline: Instant,
     ) -> Result<ActionReport, DriverError> {
-        let start = Instant::now();
-        let want = match action {
-            PowerAction::Off => PowerState::Off,
-            PowerAction::On | PowerAction::Cycle => PowerState::On,
+        let polling = Polling {
+            interval: self.config.poll_interval,
+            cycle_grace: self.config.cycle_grace,
         };
-        let mut verb = match action {
-            PowerAction::Off => "off",
-            PowerAction::On => "on",
-            PowerAction::Cycle => "cycle",
-        };
-        let before = match self.read(deadline).await {
-            Ok((state, detail)) if state == want && action != PowerAction::Cycle => {
-                return Ok(ActionReport {
-                    action,
-                    verified: state,
-                    already: true,
-                    detail: format!("already {state} ({detail}); nothing sent"),
-                    took: start.elapsed(),
-                });
-            }
-            Ok((PowerState::Off, _)) if action == PowerAction::Cycle => {
-                verb = "on";
-                "was off: cycle sent as on; ".to_string()
-            }
-            Ok((state, _)) => format!("was {state}; "),
-            // Bad credentials or a spent deadline will not act either.
-            Err(e @ (DriverError::Permanent(_) | DriverError::Timeout { .. })) => return Err(e),
-            // A failed read says nothing about whether the action can work: a fence
-            // tries anyway.
-            Err(DriverError::Retryable(e)) => format!("status before failed ({e}); "),
-        };
-        let sent = Instant::now();
-        let answer = self.call(verb, deadline).await?;
-        let cycle = verb == "cycle";
-        let (reads, saw_off) = self.wait_for(verb, want, cycle, deadline).await?;
-        let mut detail = format!(
-            "{before}{verb}: {answer}; read {want} after {reads} reads in {:.2}s",
-            sent.elapsed().as_secs_f64()
-        );
-        if cycle {
-            detail.push_str(if saw_off {
-                " (off seen in between)"
-            } else {
-                " (off not observed)"
-            });
-        }
-        Ok(ActionReport {
-            action,
-            verified: want,
-            already: false,
-            detail,
-            took: start.elapsed(),
-        })
+        act_verified(self, action, polling, deadline).await
+    }
+}
+
+#[async_trait]
+impl PowerSteps for IpmitoolDriver {
+    async fn read_power(&self, deadline: Instant) -> Result<(PowerState, String), DriverError> {
+        self.read(deadline).await
+    }
+
+    async fn send_power(
+        &self,
+        action: PowerAction,
+        deadline: Instant,
+    ) -> Result<String, DriverError> {
+        // `chassis power on|off|cycle`: the verbs are the actions' names.
+        self.call(&action.to_string(), deadline).await
+    }
+
+    fn describe_read(&self) -> String {
+        self.what("status")
     }
 }
 

@@ -5,148 +5,27 @@
 //! Debian packages openipmi and ipmitool when missing); run with
 //! `cargo test -p vigil-providers --test ipmi_sim -- --ignored --test-threads=1`
 //! (`make test` does). Each test spawns its own ipmi_sim on a free UDP port on
-//! 127.0.0.1, with config generated from `scripts/peers/ipmi/lan.conf.in` into its own
-//! temp directory and its own chassis power-state file, and kills it by PID on drop.
+//! 127.0.0.1 through the shared harness (`support/ipmi_sim.rs`): config generated
+//! from `scripts/peers/ipmi/lan.conf.in` into its own temp directory, its own chassis
+//! power-state file, killed by PID on drop.
 //!
 //! ipmi_sim models power only through the external chassis-control program
 //! (`scripts/peers/ipmi/chassis.sh`), which keeps the state in a file (`1` on, `0`
 //! off) and logs every `set` to `<name>.chassis.log`: the tests read both as the
 //! ground truth.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use vigil_providers::ipmitool::{IpmitoolConfig, IpmitoolDriver};
 use vigil_providers::{DriverError, PowerAction, PowerDriver, PowerState};
 
+#[path = "support/ipmi_sim.rs"]
+mod ipmi_sim;
+use ipmi_sim::{free_udp_port, Sim};
+
 const ACT: Duration = Duration::from_secs(15);
 const TEST_BOUND: Duration = Duration::from_secs(60);
-
-fn peers_ipmi() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/peers/ipmi")
-}
-
-/// One ipmi_sim process (one BMC), killed by PID and reaped on drop.
-struct Sim {
-    child: Child,
-    port: u16,
-    power: PathBuf,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Sim {
-    /// A BMC whose host is on, answering as admin / password.
-    async fn start() -> Sim {
-        let dir = tempfile::tempdir().unwrap();
-        let src = peers_ipmi();
-        let template = std::fs::read_to_string(src.join("lan.conf.in")).expect("lan.conf.in");
-        let chassis = src.join("chassis.sh");
-        assert!(chassis.is_file(), "{} missing", chassis.display());
-        let power = dir.path().join("bmc.power");
-        let log = dir.path().join("bmc.chassis.log");
-        std::fs::write(&power, "1\n").unwrap();
-        let port = free_udp_port();
-        let guid = format!("a123456789abcdefa1234567{:08x}", port);
-        // `/bin/sh chassis.sh`: works even if the script lost its exec bit.
-        let conf = template
-            .replace("@NAME@", &format!("bmc{port}"))
-            .replace("@PORT@", &port.to_string())
-            .replace("@GUID@", &guid)
-            .replace("@CHASSIS@", &format!("/bin/sh {}", chassis.display()))
-            .replace("@POWERFILE@", &power.display().to_string());
-        let conf_path = dir.path().join("lan.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let state = dir.path().join("state");
-        std::fs::create_dir_all(&state).unwrap();
-        let out = std::fs::File::create(dir.path().join("ipmi_sim.log")).unwrap();
-        let child = Command::new("ipmi_sim")
-            // -n is mandatory without a terminal; -p: no persisted state.
-            .arg("-n")
-            .arg("-p")
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-f")
-            .arg(src.join("bmc.emu"))
-            .arg("-s")
-            .arg(&state)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("ipmi_sim (run: bash scripts/peers.sh install)");
-        let sim = Sim {
-            child,
-            port,
-            power,
-            log,
-            _dir: dir,
-        };
-        // Ready when a status read answers.
-        let d = sim.driver("password");
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            match d.status(Instant::now() + Duration::from_secs(3)).await {
-                Ok(_) => break,
-                Err(e) if Instant::now() >= end => panic!("ipmi_sim never answered: {e}"),
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-        sim
-    }
-
-    fn config(&self, password: &str) -> IpmitoolConfig {
-        let mut c = IpmitoolConfig::new("127.0.0.1", "admin", password);
-        c.port = self.port;
-        c.poll_interval = Duration::from_millis(100);
-        c
-    }
-
-    fn driver(&self, password: &str) -> IpmitoolDriver {
-        IpmitoolDriver::new(self.config(password)).unwrap()
-    }
-
-    /// Ground truth: the chassis power file.
-    fn power(&self) -> PowerState {
-        match std::fs::read_to_string(&self.power).unwrap().trim() {
-            "1" => PowerState::On,
-            "0" => PowerState::Off,
-            other => panic!("power file says {other:?}"),
-        }
-    }
-
-    fn set_power(&self, s: PowerState) {
-        let v = if s == PowerState::On { "1\n" } else { "0\n" };
-        std::fs::write(&self.power, v).unwrap();
-    }
-
-    /// `set power` lines the chassis program logged.
-    fn power_sets(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(" set power "))
-            .map(|l| l.to_string())
-            .collect()
-    }
-}
 
 async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
     tokio::time::timeout(TEST_BOUND, f)
@@ -367,6 +246,44 @@ async fn many_sequential_operations_do_not_leak_sessions() {
         }
         assert!(ops >= 24, "{ops}");
         assert_eq!(sim.power_sets().len(), 8, "{:?}", sim.power_sets());
+    })
+    .await
+}
+
+#[tokio::test]
+#[ignore = "needs ipmi_sim; run make test"]
+async fn a_disabled_bmc_fails_every_command_clearly_then_recovers() {
+    bounded(async {
+        // ipmi_sim's console: `mc_disable 0x20` makes every command routed to the BMC
+        // answer 0xFF (unspecified error) while sessions still open.
+        let sim = Sim::start_with_console().await;
+        let d = sim.driver("password");
+        let said = sim.console("mc_disable 0x20").await;
+        assert!(said.contains("mc_disable"), "{said:?}");
+        let budget = Duration::from_secs(8);
+        let start = Instant::now();
+        let e = d.status(start + budget).await.unwrap_err();
+        assert!(start.elapsed() < budget, "{:?}", start.elapsed());
+        assert!(matches!(e, DriverError::Retryable(_)), "{e:?}");
+        let m = e.to_string();
+        assert!(
+            m.contains("Get Chassis Power Status failed: Unspecified error"),
+            "{m}"
+        );
+        for action in [PowerAction::Off, PowerAction::On, PowerAction::Cycle] {
+            let start = Instant::now();
+            let e = d.act(action, start + budget).await.unwrap_err();
+            assert!(start.elapsed() < budget, "{action}: {:?}", start.elapsed());
+            assert!(matches!(e, DriverError::Retryable(_)), "{action}: {e:?}");
+            assert!(e.to_string().contains("Unspecified error"), "{action}: {e}");
+        }
+        assert_eq!(sim.power(), PowerState::On);
+        assert!(sim.power_sets().is_empty(), "{:?}", sim.power_sets());
+
+        sim.console("mc_enable 0x20").await;
+        let r = d.act(PowerAction::Off, Instant::now() + ACT).await.unwrap();
+        assert_eq!(r.verified, PowerState::Off, "{r:?}");
+        assert_eq!(sim.power(), PowerState::Off);
     })
     .await
 }

@@ -4,143 +4,25 @@
 //! Needs the venv from `bash scripts/peers.sh install` (under
 //! `${VIGIL_PEERS_DIR:-$HOME/.cache/vigil/peers}`); run with
 //! `cargo test -p vigil-providers --test redfish_sushy -- --ignored --test-threads=2`
-//! (`make test` does). Each test spawns its own emulator on a free loopback port with
-//! its own config and state directory, and kills it by PID when done.
+//! (`make test` does). Each test spawns its own emulator through the shared harness
+//! (`support/sushy.rs`): a free loopback port, its own config and state directory,
+//! killed by PID when done.
 //!
 //! sushy's fake driver applies a power change 1–11 s after accepting it, so actions
 //! get a 30 s deadline and every test is bounded at 90 s.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use vigil_providers::redfish::{RedfishConfig, RedfishDriver};
+use vigil_providers::redfish::RedfishDriver;
 use vigil_providers::{DriverError, PowerAction, PowerDriver, PowerState};
+
+#[path = "support/sushy.rs"]
+mod sushy;
+use sushy::Sushy;
 
 const ACT: Duration = Duration::from_secs(30);
 const TEST_BOUND: Duration = Duration::from_secs(90);
-
-fn peers_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("VIGIL_PEERS_DIR") {
-        return d.into();
-    }
-    let home = std::env::var_os("HOME").expect("HOME");
-    Path::new(&home).join(".cache/vigil/peers")
-}
-
-/// One sushy-emulator process, killed (by PID) and reaped on drop.
-struct Sushy {
-    child: Child,
-    url: String,
-    ca: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Sushy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Sushy {
-    /// Starts an emulator with `systems` fake systems (`node1`…), all on.
-    async fn start(systems: u32, tls: bool) -> Sushy {
-        let peers = peers_dir();
-        let exe = peers.join("venv/bin/sushy-emulator");
-        assert!(
-            exe.exists(),
-            "{} missing: run `bash scripts/peers.sh install` (or make deps)",
-            exe.display()
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let q = |p: &Path| format!("{:?}", p.display().to_string());
-        let mut conf = format!(
-            "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\n\
-             SUSHY_EMULATOR_LISTEN_PORT = {port}\n\
-             SUSHY_EMULATOR_FAKE_DRIVER = True\n\
-             SUSHY_EMULATOR_STATE_DIR = {}\n\
-             SUSHY_EMULATOR_AUTH_FILE = {}\n",
-            q(&dir.path().join("state")),
-            q(&peers.join("htpasswd")),
-        );
-        if tls {
-            conf += &format!(
-                "SUSHY_EMULATOR_SSL_CERT = {}\nSUSHY_EMULATOR_SSL_KEY = {}\n",
-                q(&peers.join("tls/cert.pem")),
-                q(&peers.join("tls/key.pem"))
-            );
-        }
-        conf += "SUSHY_EMULATOR_FAKE_SYSTEMS = [\n";
-        for n in 1..=systems {
-            conf += &format!(
-                "  {{'uuid': '00000000-0000-4000-8000-{port:04x}{n:08x}', 'name': 'node{n}', \
-                 'power_state': 'On', 'external_notifier': False, \
-                 'nics': [{{'mac': '52:54:00:00:00:{n:02x}', 'ip': '127.0.0.1'}}]}},\n"
-            );
-        }
-        conf += "]\n";
-        let conf_path = dir.path().join("sushy.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let log = std::fs::File::create(dir.path().join("log")).unwrap();
-        let child = Command::new(&exe)
-            .arg("--config")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let scheme = if tls { "https" } else { "http" };
-        let s = Sushy {
-            child,
-            url: format!("{scheme}://127.0.0.1:{port}"),
-            ca: peers.join("tls/ca.pem"),
-            _dir: dir,
-        };
-        // Ready when the (anonymous) service root answers.
-        let probe = reqwest::Client::builder()
-            .no_proxy()
-            .danger_accept_invalid_certs(true)
-            .timeout(Duration::from_secs(1))
-            .build()
-            .unwrap();
-        let until = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = probe.get(format!("{}/redfish/v1/", s.url)).send().await {
-                if r.status().is_success() {
-                    return s;
-                }
-            }
-            assert!(
-                Instant::now() < until,
-                "sushy-emulator not up after 20 s; log:\n{}",
-                std::fs::read_to_string(s._dir.path().join("log")).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn config(&self) -> RedfishConfig {
-        let mut c = RedfishConfig::new(&self.url, "admin", "password");
-        c.poll_interval = Duration::from_millis(250);
-        c
-    }
-
-    fn driver(&self) -> RedfishDriver {
-        RedfishDriver::new(self.config()).unwrap()
-    }
-}
 
 fn in_secs(d: Duration) -> Instant {
     Instant::now() + d

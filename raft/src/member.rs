@@ -100,6 +100,7 @@ impl<A: StateMachine> fmt::Debug for Member<A> {
 struct Writer<A: StateMachine> {
     raft: Raft<A>,
     client: reqwest::Client,
+    contacts: Arc<ContactBook>,
     leader_wait: Duration,
 }
 
@@ -108,6 +109,7 @@ impl<A: StateMachine> Clone for Writer<A> {
         Self {
             raft: self.raft.clone(),
             client: self.client.clone(),
+            contacts: self.contacts.clone(),
             leader_wait: self.leader_wait,
         }
     }
@@ -131,6 +133,7 @@ impl<A: StateMachine> Writer<A> {
             if let Some(addr) = leader_addr {
                 match post_bincode::<_, Result<Vec<A::Response>>>(
                     &self.client,
+                    &self.contacts,
                     &addr,
                     "write",
                     &Batch(cmds.clone()),
@@ -157,14 +160,27 @@ impl<A: StateMachine> Writer<A> {
     }
 }
 
+/// Fail as unreachable while this member's links are cut (fault injection).
+fn links_up(links: &ContactBook, addr: &str) -> Result<()> {
+    if links.is_cut() {
+        return Err(Error::Unreachable {
+            addr: addr.to_string(),
+            reason: "links cut (fault injection)".into(),
+        });
+    }
+    Ok(())
+}
+
 /// POST a bincode body to `http://{addr}/raft/{path}` and decode a bincode answer.
 async fn post_bincode<Req: Serialize, Resp: DeserializeOwned>(
     client: &reqwest::Client,
+    links: &ContactBook,
     addr: &str,
     path: &str,
     body: &Req,
     timeout: Duration,
 ) -> Result<Resp> {
+    links_up(links, addr)?;
     let body = codec::encode(body)?;
     let resp = client
         .post(format!("http://{addr}/raft/{path}"))
@@ -192,11 +208,13 @@ async fn post_bincode<Req: Serialize, Resp: DeserializeOwned>(
 /// Exchange JSON with a peer's `/raft/{path}` (GET when `body` is None).
 async fn call_json<Req: Serialize, Resp: DeserializeOwned>(
     client: &reqwest::Client,
+    links: &ContactBook,
     addr: &str,
     path: &str,
     body: Option<&Req>,
     timeout: Duration,
 ) -> Result<Resp> {
+    links_up(links, addr)?;
     let url = format!("http://{addr}/raft/{path}");
     let req = match body {
         Some(b) => client.post(url).json(b),
@@ -290,6 +308,7 @@ impl<A: StateMachine> Member<A> {
         let writer = Writer {
             raft: raft.clone(),
             client: client.clone(),
+            contacts: contacts.clone(),
             leader_wait: timings.leader_wait(),
         };
         let submit: SubmitFn<A::Command, A::Response> = Arc::new(move |cmds| {
@@ -312,6 +331,17 @@ impl<A: StateMachine> Member<A> {
                 retired: std::sync::atomic::AtomicBool::new(false),
             }),
         })
+    }
+
+    /// Cut (true) or restore (false) this member's links to its peers: a fault
+    /// injection for partition tests and the chaos harness (see [`ContactBook`]).
+    pub fn set_links_cut(&self, cut: bool) {
+        self.inner.contacts.set_cut(cut);
+    }
+
+    /// Are this member's links cut?
+    pub fn links_cut(&self) -> bool {
+        self.inner.contacts.is_cut()
     }
 
     /// This member's id.
@@ -370,6 +400,7 @@ impl<A: StateMachine> Member<A> {
         Writer {
             raft: self.inner.raft.clone(),
             client: self.inner.client.clone(),
+            contacts: self.inner.contacts.clone(),
             leader_wait: self.inner.timings.leader_wait(),
         }
     }
@@ -419,6 +450,7 @@ impl<A: StateMachine> Member<A> {
                     if let Some(node) = f.leader_node {
                         let r: Result<Result<u64>> = post_bincode(
                             &self.inner.client,
+                            &self.inner.contacts,
                             &node.addr,
                             "read-index",
                             &(),
@@ -537,7 +569,8 @@ impl<A: StateMachine> Member<A> {
         }
     }
 
-    fn leader_addr(&self) -> Option<(NodeId, String)> {
+    /// The current leader and its address, as this member knows them.
+    pub fn leader_addr(&self) -> Option<(NodeId, String)> {
         let m = self.inner.raft.metrics().borrow().clone();
         let leader = m.current_leader?;
         let addr = m
@@ -549,8 +582,33 @@ impl<A: StateMachine> Member<A> {
         Some((leader, addr))
     }
 
-    fn is_leader(&self) -> bool {
+    /// Is this member the leader (in its own view)?
+    pub fn is_leader(&self) -> bool {
         self.inner.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// While leader: milliseconds since a quorum last acknowledged this leader. A
+    /// leader cut off from the majority still believes it leads until it hears of a
+    /// higher term, but this age grows: callers that grant anything on the leader's
+    /// authority (member leases) must check it. `None` when not leader.
+    pub fn quorum_ack_age_ms(&self) -> Option<u64> {
+        let rx = self.inner.raft.metrics();
+        let m = rx.borrow();
+        if m.state != ServerState::Leader {
+            return None;
+        }
+        m.millis_since_quorum_ack
+    }
+
+    /// Every member of the cluster configuration (voters and learners): id, address.
+    pub fn peers(&self) -> Vec<(NodeId, String)> {
+        let rx = self.inner.raft.metrics();
+        let m = rx.borrow();
+        m.membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect()
     }
 
     /// Run a leader-only operation here or on the leader.
@@ -569,8 +627,15 @@ impl<A: StateMachine> Member<A> {
                 return Ok(None);
             }
             if let Some((_, addr)) = self.leader_addr() {
-                let r: Result<std::result::Result<Resp, Error>> =
-                    call_json(&self.inner.client, &addr, path, Some(req), timeout).await;
+                let r: Result<std::result::Result<Resp, Error>> = call_json(
+                    &self.inner.client,
+                    &self.inner.contacts,
+                    &addr,
+                    path,
+                    Some(req),
+                    timeout,
+                )
+                .await;
                 match r {
                     Ok(Ok(v)) => return Ok(Some(v)),
                     // The leader answered: its error is the answer (e.g. the member to
@@ -638,6 +703,7 @@ impl<A: StateMachine> Member<A> {
         // another cluster before touching the membership.
         let ident: Identity = call_json::<(), _>(
             &self.inner.client,
+            &self.inner.contacts,
             &addr,
             "identity",
             None,
@@ -757,6 +823,7 @@ impl<A: StateMachine> Member<A> {
         } else if let Some(addr) = removed_addr {
             let r: Result<bool> = call_json(
                 &self.inner.client,
+                &self.inner.contacts,
                 &addr,
                 "retire",
                 Some(&LeaveRequest { id }),
@@ -802,6 +869,7 @@ impl<A: StateMachine> Member<A> {
             if let Some((_, addr)) = self.leader_addr() {
                 if let Ok(s) = call_json::<(), ClusterStatus>(
                     &self.inner.client,
+                    &self.inner.contacts,
                     &addr,
                     "status",
                     None,

@@ -29,13 +29,29 @@ use crate::types::{Node, NodeId, TypeConfig};
 /// rather than a bincode response.
 pub const RAFT_ERROR_HEADER: &str = "x-vigil-raft-error";
 
-/// When each peer last answered an RPC.
+/// When each peer last answered an RPC, and the switch that cuts this member's links.
+///
+/// The switch is a fault-injection hook for partition tests and the chaos harness:
+/// while it is on, every peer request this member sends fails as unreachable and
+/// every `/raft/*` request it receives is refused, as if its network were cut. It
+/// never turns on by itself.
 #[derive(Debug, Default)]
 pub struct ContactBook {
     last: Mutex<BTreeMap<NodeId, Instant>>,
+    cut: std::sync::atomic::AtomicBool,
 }
 
 impl ContactBook {
+    /// Cut (true) or restore (false) this member's links to its peers.
+    pub fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Are the links cut?
+    pub fn is_cut(&self) -> bool {
+        self.cut.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Record a successful exchange with `peer`.
     pub fn touch(&self, peer: NodeId) {
         self.last
@@ -115,6 +131,10 @@ impl HttpConnection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        if self.contacts.is_cut() {
+            let e = std::io::Error::other("links cut (fault injection)");
+            return Err(RPCError::Unreachable(Unreachable::new(&e)));
+        }
         let body = codec::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let url = format!("http://{}/raft/{path}", self.addr);
         let resp = self

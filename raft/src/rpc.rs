@@ -67,7 +67,28 @@ pub fn router<A: StateMachine>(member: Member<A>) -> Router {
         .route("/raft/leave", post(leave::<A>))
         .route("/raft/retire", post(retire::<A>))
         .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            member.clone(),
+            refuse_when_cut::<A>,
+        ))
         .with_state(member)
+}
+
+/// While the member's links are cut (fault injection), refuse every peer request as
+/// a dead network would.
+async fn refuse_when_cut<A: StateMachine>(
+    State(m): State<Member<A>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if m.links_cut() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "links cut (fault injection)",
+        )
+            .into_response();
+    }
+    next.run(req).await
 }
 
 async fn append<A: StateMachine>(State(m): State<Member<A>>, body: Bytes) -> Response {

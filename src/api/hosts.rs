@@ -116,9 +116,13 @@ pub fn evidence_summary(input: &Input) -> String {
         ),
         Input::Power { state, detail } => with_detail(format!("power {state}"), detail),
         Input::Outcome { intent, result } => match result {
-            ActionResult::Done { power_after } => {
-                format!("intent #{intent} done, power {power_after} afterwards")
-            }
+            ActionResult::Done {
+                power_after,
+                detail,
+            } => with_detail(
+                format!("intent #{intent} done, power {power_after} afterwards"),
+                detail,
+            ),
             ActionResult::Failed { reason } => {
                 with_detail(format!("intent #{intent} failed"), reason)
             }

@@ -661,7 +661,7 @@ impl Stepper<'_> {
         if self.rec.intent != Some(intent) {
             return; // stale: an older attempt, or the state moved on
         }
-        if let ActionResult::Done { power_after } = result {
+        if let ActionResult::Done { power_after, .. } = result {
             // What the driver verified is the freshest power state there is.
             self.rec.power = *power_after;
         }
@@ -682,12 +682,13 @@ impl Stepper<'_> {
                 HaState::Fencing,
                 ActionResult::Done {
                     power_after: PowerState::Off,
+                    ..
                 },
             ) => {
                 let level = self.rec.fence_level + 1;
                 self.enter_fenced(format!("power verified off by fence level {level}"));
             }
-            (HaState::Fencing, ActionResult::Done { power_after }) => {
+            (HaState::Fencing, ActionResult::Done { power_after, .. }) => {
                 self.close_intent(IntentEnd::Failed(format!(
                     "power still {power_after} after power-off"
                 )));

@@ -39,6 +39,8 @@ pub enum ActionResult {
     Done {
         /// Power state read back after the action.
         power_after: PowerState,
+        /// What the driver did and saw (BMC answer, reset type, time taken).
+        detail: String,
     },
     /// The attempt failed.
     Failed {

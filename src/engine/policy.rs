@@ -172,6 +172,17 @@ impl Policy {
         (r.div_ceil(1_000_000) as u32).clamp(1, self.activity_rounds.max(1))
     }
 
+    /// The longest an external action of this policy may run: the fence timeout, or
+    /// the recovery timeout when recovery is enabled and longer. A new owner waits
+    /// this (plus the member lease) before acting on a host it took over.
+    pub fn longest_action(&self) -> Millis {
+        if self.recovery_enabled {
+            self.fence_timeout.max(self.recovery_timeout)
+        } else {
+            self.fence_timeout
+        }
+    }
+
     /// Wait before activity round `round` (0-based): interval × backoff^round, capped.
     pub fn activity_delay(&self, round: u32) -> Millis {
         let mut d = self.activity_interval;

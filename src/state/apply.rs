@@ -5,7 +5,7 @@
 //! breaker: the decision is re-made at apply.
 
 use crate::engine::host::{step, Action, Ctx, Gate, Transition};
-use crate::engine::input::{Admin, Input};
+use crate::engine::input::{ActionResult, Admin, Input};
 use crate::engine::policy::{Millis, Overrides, Policy};
 use crate::engine::pool::{self, Budget, PoolCounts, PoolStatus};
 use crate::engine::record::HaRecord;
@@ -402,6 +402,8 @@ impl VigilState {
                 ha: HaRecord::new(stamp.at_ms),
                 owner: None,
                 epoch: 0,
+                last_owner: None,
+                act_after: 0,
                 history: Vec::new(),
             },
         );
@@ -546,19 +548,37 @@ impl VigilState {
                 since: stamp.at_ms,
             },
         );
-        self.push_event(
-            stamp,
-            None,
-            None,
-            EventKind::Config {
-                what: format!(
-                    "member {id} declared {}",
-                    if alive { "alive" } else { "dead" }
-                ),
-            },
-            None,
-        );
+        // A dead member owns nothing: its hosts are released in the same command, so
+        // its late proposals carry a stale epoch from this entry on, and the leader's
+        // next assignment round gives them to live members.
+        let mut released = 0;
+        if !alive {
+            for h in self.hosts.values_mut() {
+                if h.owner == Some(id) {
+                    Self::set_owner(h, None);
+                    released += 1;
+                }
+            }
+        }
+        let what = if alive {
+            format!("member {id} declared alive")
+        } else {
+            format!("member {id} declared dead; {released} host(s) released")
+        };
+        self.push_event(stamp, None, None, EventKind::Config { what }, None);
         Ok(())
+    }
+
+    /// Change a host's owner: bumps its epoch and remembers the previous owner.
+    fn set_owner(h: &mut Host, owner: Option<vigil_raft::NodeId>) {
+        if h.owner == owner {
+            return;
+        }
+        if let Some(prev) = h.owner {
+            h.last_owner = Some(prev);
+        }
+        h.owner = owner;
+        h.epoch += 1;
     }
 
     /// All or nothing: every host must exist and every new owner must be a live member.
@@ -579,13 +599,44 @@ impl VigilState {
                 }
             }
         }
+        let lease = match self.setting("member.lease") {
+            Some(settings::SettingValue::DurationMs(ms)) => ms,
+            _ => 0,
+        };
         let mut moved = 0;
         for (host, owner) in assignments {
-            if let Some(h) = self.hosts.get_mut(host) {
-                if h.owner != *owner {
-                    h.owner = *owner;
-                    h.epoch += 1;
-                    moved += 1;
+            let Some(h) = self.hosts.get(host) else {
+                continue;
+            };
+            if h.owner == *owner {
+                continue;
+            }
+            let policy = self.host_policy(&h.spec);
+            let Some(h) = self.hosts.get_mut(host) else {
+                continue;
+            };
+            Self::set_owner(h, *owner);
+            moved += 1;
+            // The takeover wait, mirrored in the replicated state: the new owner will
+            // not act before its predecessor's lease and longest action are over, so
+            // deadlines (of an intent in flight now, or started during the wait)
+            // count from the end of the wait.
+            let takeover = owner.is_some() && h.last_owner.is_some_and(|p| Some(p) != *owner);
+            h.act_after = if takeover {
+                stamp.at_ms + lease + policy.longest_action()
+            } else {
+                0
+            };
+            if let (true, Some(id)) = (takeover, h.ha.intent) {
+                if let Some(i) = self.intents.get_mut(&id) {
+                    if i.state == IntentState::InFlight {
+                        let own = match i.kind {
+                            IntentKind::Fence { .. } => policy.fence_timeout,
+                            IntentKind::Recover { .. } => policy.recovery_timeout,
+                        };
+                        i.deadline = i.deadline.max(h.act_after + own);
+                        h.ha.deadline = h.ha.deadline.max(i.deadline);
+                    }
                 }
             }
         }
@@ -617,6 +668,15 @@ impl VigilState {
                     reason: format!(
                         "stale epoch {e}: host {} is at epoch {} (owner {:?})",
                         hi.host, h.epoch, h.owner
+                    ),
+                };
+            }
+            // An epoch names one owner: only that member may speak for it.
+            if h.owner != Some(stamp.by) {
+                return InputOutcome::Rejected {
+                    reason: format!(
+                        "member {} does not own host {} (owner {:?})",
+                        stamp.by, hi.host, h.owner
                     ),
                 };
             }
@@ -662,8 +722,22 @@ impl VigilState {
         let owner = h.owner;
         let drivers: Vec<_> = h.spec.fence.iter().map(|d| d.kind).collect();
         let old_state = h.ha.state;
+        // An intent started during the owner's takeover wait gets its time counted
+        // from the end of the wait (see `Host::act_after`).
+        let starts = out
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Recover { .. } | Action::Fence { .. }));
+        let shift = if starts {
+            h.act_after.saturating_sub(now)
+        } else {
+            0
+        };
         if let Some(h) = self.hosts.get_mut(name) {
             h.ha = out.record.clone();
+            if shift > 0 {
+                h.ha.deadline += shift;
+            }
             if let Some(t) = &out.transition {
                 h.history.push(HistoryEntry {
                     at: now,
@@ -703,7 +777,15 @@ impl VigilState {
                 } => {
                     let kind = IntentKind::Recover { attempt: *attempt };
                     self.start_intent(
-                        *intent, name, &pool_name, epoch, owner, kind, *deadline, false, stamp,
+                        *intent,
+                        name,
+                        &pool_name,
+                        epoch,
+                        owner,
+                        kind,
+                        *deadline + shift,
+                        false,
+                        stamp,
                     );
                     started.push(*intent);
                 }
@@ -722,7 +804,15 @@ impl VigilState {
                         driver,
                     };
                     self.start_intent(
-                        *intent, name, &pool_name, epoch, owner, kind, *deadline, *new_fence, stamp,
+                        *intent,
+                        name,
+                        &pool_name,
+                        epoch,
+                        owner,
+                        kind,
+                        *deadline + shift,
+                        *new_fence,
+                        stamp,
                     );
                     started.push(*intent);
                 }
@@ -756,9 +846,61 @@ impl VigilState {
                 Action::ActivityCheck { .. } => {}
             }
         }
+        // Last, once the intent is closed: the signal orchestrators act on.
+        if out
+            .transition
+            .as_ref()
+            .is_some_and(|t| t.to == crate::engine::record::HaState::Fenced)
+        {
+            let fenced = self.fenced_event(input, out.record.power);
+            self.push_event(
+                stamp,
+                Some(name),
+                Some(&pool_name),
+                fenced,
+                Some(input.clone()),
+            );
+        }
         self.prune_intents();
         self.reevaluate_pool(&pool_name, stamp);
         (out.transition, started)
+    }
+
+    /// The `HostFenced` event for a host that just became Fenced because of `input`:
+    /// which driver (or operator, or power reading) established it, and what it saw.
+    fn fenced_event(&self, input: &Input, power: crate::engine::record::PowerState) -> EventKind {
+        let (by, level, intent, detail) = match input {
+            Input::Outcome { intent, result } => {
+                let (by, level) = match self.intents.get(intent).map(|i| &i.kind) {
+                    Some(IntentKind::Fence { level, driver }) => {
+                        (driver.name().to_string(), Some(*level))
+                    }
+                    _ => ("driver".to_string(), None),
+                };
+                let detail = match result {
+                    ActionResult::Done { detail, .. } => detail.clone(),
+                    ActionResult::Failed { reason } => reason.clone(),
+                };
+                (by, level, Some(*intent), detail)
+            }
+            Input::Admin(Admin::ConfirmOff) => (
+                "operator".to_string(),
+                None,
+                None,
+                "operator confirmed the host is powered off".to_string(),
+            ),
+            Input::Power { detail, .. } => {
+                ("power-reading".to_string(), None, None, detail.clone())
+            }
+            other => (other.kind().to_string(), None, None, String::new()),
+        };
+        EventKind::HostFenced {
+            by,
+            level,
+            intent,
+            power,
+            detail,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

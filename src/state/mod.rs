@@ -8,6 +8,7 @@
 mod apply;
 pub mod model;
 pub mod validate;
+mod view;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -336,20 +337,20 @@ mod tests {
         let mut s = VigilState::default();
         assert_eq!(
             s.setting("member.lease"),
-            Some(SettingValue::DurationMs(5000))
+            Some(SettingValue::DurationMs(2000))
         );
         let r = s.apply(
             ctx(1),
             &Command::SetSetting {
                 key: "member.lease".into(),
-                value: SettingValue::DurationMs(2000),
+                value: SettingValue::DurationMs(3000),
                 stamp: stamp(),
             },
         );
         assert_eq!(r, Response::Applied { revision: 1 });
         assert_eq!(
             s.setting("member.lease"),
-            Some(SettingValue::DurationMs(2000))
+            Some(SettingValue::DurationMs(3000))
         );
         s.apply(
             ctx(2),
@@ -360,7 +361,7 @@ mod tests {
         );
         assert_eq!(
             s.setting("member.lease"),
-            Some(SettingValue::DurationMs(5000))
+            Some(SettingValue::DurationMs(2000))
         );
         assert_eq!(s.revision, 2);
     }

@@ -279,6 +279,15 @@ pub struct Host {
     pub owner: Option<NodeId>,
     /// Bumped on every owner change; proposals carry it.
     pub epoch: u64,
+    /// The member that owned the host before the current owner (the most recent
+    /// *other* owner). A new owner waits out that member's lease and the longest
+    /// action timeout before acting: it may still be finishing an action.
+    pub last_owner: Option<NodeId>,
+    /// While a new owner waits out its predecessor (the takeover wait: member lease
+    /// plus the longest action timeout, from the assignment), intents of this host
+    /// get their deadlines counted from here, so the wait does not eat the time the
+    /// new owner has to act. 0: no wait.
+    pub act_after: Millis,
     /// Last transitions, newest last.
     pub history: Vec<HistoryEntry>,
 }
@@ -384,6 +393,21 @@ pub enum EventKind {
     Alarm {
         /// What.
         text: String,
+    },
+    /// A host is verified powered off (or an operator confirmed it): the signal
+    /// orchestrators use to restart its workloads elsewhere.
+    HostFenced {
+        /// How it was established: the fence driver kind, `operator` or
+        /// `power-reading`.
+        by: String,
+        /// Fence level (0-based) when a fence driver did it.
+        level: Option<u32>,
+        /// Intent that did it, if any.
+        intent: Option<u64>,
+        /// The power state verified.
+        power: crate::engine::record::PowerState,
+        /// What the driver or operator said.
+        detail: String,
     },
     /// Configuration changed.
     Config {

@@ -2,7 +2,8 @@
 //!
 //! Health: [`HttpHealth`] (`http`), [`TcpHealth`] (`tcp`), [`ScriptHealth`]
 //! (`script`). Activity: [`HeartbeatFile`] (`heartbeat-file`), [`HttpActivity`]
-//! (`http`), [`ScriptActivity`] (`script`).
+//! (`http`), [`ScriptActivity`] (`script`), [`RedfishPowerActivity`] (`redfish-power`,
+//! built by the caller from the host's Redfish driver).
 //!
 //! The rule throughout: a failure of the *host* is `Health::Fail` (or
 //! `ActivityResult::Inactive`), a failure of the *checker* (bad URL, script that
@@ -18,6 +19,7 @@
 
 mod heartbeat;
 mod http;
+mod redfish_power;
 mod script;
 mod tcp;
 
@@ -25,6 +27,7 @@ use std::collections::BTreeMap;
 
 pub use heartbeat::HeartbeatFile;
 pub use http::{HttpActivity, HttpHealth};
+pub use redfish_power::RedfishPowerActivity;
 pub use script::{ScriptActivity, ScriptHealth};
 pub use tcp::TcpHealth;
 

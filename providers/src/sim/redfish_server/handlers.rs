@@ -1,0 +1,300 @@
+//! The sim Redfish server's request handling: the routes, the two layers around
+//! them (authentication; release at shutdown), and how each request to a system's
+//! resources becomes one exchange with that host's [`SimBmc`], faults included.
+//!
+//! The listener fronts every simulated BMC: the service root and the collections
+//! answer directly (the root without authentication), and every request is
+//! authenticated before it reaches a BMC. A request for one system's resources then
+//! runs as one BMC exchange: it may hang until the client gives up
+//! ([`BmcFault::Timeout`], a crashed host under [`BmcFault::DiesWithHost`], the reply
+//! of [`BmcFault::ReplyLost`]), answer 500 ([`BmcFault::Error`]), come late
+//! ([`BmcFault::Slow`]) or misreport `PowerState` ([`BmcFault::LiesAboutPower`]; the
+//! watts reading, another sensor, stays true).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::auth::{self, SimCredentials};
+use super::resources;
+use crate::error::DriverError;
+use crate::power::PowerAction;
+use crate::sim::bmc::SimBmc;
+use crate::sim::{BmcFault, Condition, SimFleet};
+
+/// Prefix of the ground-truth label of a change made through the server (followed by
+/// the `ResetType`: `redfish ForceOff`).
+const LABEL: &str = "redfish";
+
+/// What every handler shares.
+pub(super) struct Shared {
+    pub(super) fleet: SimFleet,
+    /// `Authorization` value that is accepted.
+    pub(super) auth: String,
+    /// Turns true at shutdown: requests still waiting are released.
+    pub(super) stop: watch::Receiver<bool>,
+}
+
+impl Shared {
+    pub(super) fn new(
+        fleet: SimFleet,
+        creds: &SimCredentials,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
+        Shared {
+            fleet,
+            auth: creds.header_value(),
+            stop,
+        }
+    }
+
+    /// The BMC of `host`, or a 404 answer when there is no such host.
+    fn bmc(&self, host: &str) -> Result<SimBmc, Failure> {
+        match self.fleet.snapshot(host) {
+            Ok(_) => Ok(SimBmc::new(self.fleet.clone(), host)),
+            Err(e) => Err(error(
+                StatusCode::NOT_FOUND,
+                "ResourceMissingAtURI",
+                &e.to_string(),
+            )),
+        }
+    }
+}
+
+type S = State<Arc<Shared>>;
+
+/// The whole service.
+pub(super) fn router(shared: Arc<Shared>) -> Router {
+    let authenticated = Router::new()
+        .route("/redfish/v1/Systems", get(systems))
+        .route("/redfish/v1/Systems/{id}", get(system))
+        .route(
+            "/redfish/v1/Systems/{id}/Actions/ComputerSystem.Reset",
+            post(reset),
+        )
+        .route("/redfish/v1/Chassis", get(chassis_collection))
+        .route("/redfish/v1/Chassis/{id}", get(chassis))
+        .route("/redfish/v1/Chassis/{id}/Power", get(power))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), require_auth));
+    Router::new()
+        .route(
+            "/redfish",
+            get(|| async { Json(serde_json::json!({"v1": "/redfish/v1/"})) }),
+        )
+        .route("/redfish/v1", get(root))
+        .route("/redfish/v1/", get(root))
+        .merge(authenticated)
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "ResourceMissingAtURI",
+                "no such resource",
+            )
+        })
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            until_shutdown,
+        ))
+        .with_state(shared)
+}
+
+/// A Redfish error answer: status, `Base` message id, message.
+struct Failure(StatusCode, &'static str, String);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let Failure(status, code, message) = self;
+        (status, Json(resources::error(code, &message))).into_response()
+    }
+}
+
+fn error(status: StatusCode, code: &'static str, message: &str) -> Failure {
+    Failure(status, code, message.to_string())
+}
+
+/// A driver-level error of the simulated BMC, as HTTP: an unknown host is 404,
+/// anything else (the injected error) 500.
+fn from_driver(e: DriverError) -> Response {
+    match e {
+        DriverError::Permanent(m) => error(StatusCode::NOT_FOUND, "ResourceMissingAtURI", &m),
+        other => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            &other.to_string(),
+        ),
+    }
+    .into_response()
+}
+
+/// Releases a request still waiting (on a BMC that never answers) at shutdown, so
+/// that connections close and the server can stop.
+async fn until_shutdown(State(s): S, req: Request, next: Next) -> Response {
+    let mut stop = s.stop.clone();
+    tokio::select! {
+        r = next.run(req) => r,
+        _ = stop.wait_for(|stopped| *stopped) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "ServiceShuttingDown", "shutting down")
+                .into_response()
+        }
+    }
+}
+
+/// Basic authentication: 401 with a Redfish error body and a challenge.
+async fn require_auth(State(s): S, req: Request, next: Next) -> Response {
+    if auth::authorized(req.headers(), &s.auth) {
+        return next.run(req).await;
+    }
+    let mut r = error(
+        StatusCode::UNAUTHORIZED,
+        "InsufficientPrivilege",
+        "Authentication failed: bad or missing credentials",
+    )
+    .into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Basic realm=\"vigil sim\""),
+    );
+    r
+}
+
+/// One exchange with `bmc`: reach it, run `body`, reply, each step honouring the
+/// fault mode read when the exchange starts.
+async fn exchange<F, Fut>(bmc: &SimBmc, body: F) -> Response
+where
+    F: FnOnce(BmcFault) -> Fut,
+    Fut: Future<Output = Result<Response, DriverError>>,
+{
+    let fault = match bmc.fault() {
+        Ok(f) => f,
+        Err(e) => return from_driver(e),
+    };
+    if let Err(e) = bmc.reach(fault).await {
+        return from_driver(e);
+    }
+    let answer = body(fault).await;
+    bmc.reply(fault).await;
+    answer.unwrap_or_else(from_driver)
+}
+
+async fn root() -> Json<Value> {
+    Json(resources::service_root())
+}
+
+async fn systems(State(s): S) -> Json<Value> {
+    Json(resources::collection("Systems", &s.fleet.hosts()))
+}
+
+async fn chassis_collection(State(s): S) -> Json<Value> {
+    Json(resources::collection("Chassis", &s.fleet.hosts()))
+}
+
+async fn system(State(s): S, Path(id): Path<String>) -> Response {
+    let bmc = match s.bmc(&id) {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
+    };
+    exchange(&bmc, |fault| {
+        let reported = bmc.read(fault);
+        async move { Ok(Json(resources::system(&id, reported?)).into_response()) }
+    })
+    .await
+}
+
+async fn chassis(State(s): S, Path(id): Path<String>) -> Response {
+    let bmc = match s.bmc(&id) {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
+    };
+    exchange(&bmc, |fault| {
+        let reported = bmc.read(fault);
+        async move { Ok(Json(resources::chassis(&id, reported?)).into_response()) }
+    })
+    .await
+}
+
+async fn power(State(s): S, Path(id): Path<String>) -> Response {
+    let bmc = match s.bmc(&id) {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
+    };
+    exchange(&bmc, |_| async {
+        let host = s
+            .fleet
+            .snapshot(&id)
+            .map_err(|e| DriverError::Permanent(e.to_string()))?;
+        Ok(Json(resources::power(&id, resources::watts(&host))).into_response())
+    })
+    .await
+}
+
+/// `POST …/Actions/ComputerSystem.Reset {"ResetType": …}`: carried out on the true
+/// power state through [`SimBmc::perform`] before the (204) answer, recorded in
+/// ground truth as `redfish <ResetType>`. `On` → on; `ForceOff` → off;
+/// `GracefulShutdown` → off, but only when the OS can cooperate (a hung or crashed
+/// host stays on: accepted, nothing happens); `ForceRestart` and `PowerCycle` →
+/// cycle (off then on; on alone for a host that is off).
+async fn reset(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
+    let bmc = match s.bmc(&id) {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
+    };
+    exchange(&bmc, |_| async {
+        let reset_type = match reset_type(&body) {
+            Ok(t) => t,
+            Err(r) => return Ok(r.into_response()),
+        };
+        let action = match reset_type.as_str() {
+            "On" => PowerAction::On,
+            "ForceOff" | "GracefulShutdown" => PowerAction::Off,
+            "ForceRestart" | "PowerCycle" => PowerAction::Cycle,
+            other => {
+                return Ok(error(
+                    StatusCode::BAD_REQUEST,
+                    "ActionParameterValueNotInList",
+                    &format!(
+                        "ResetType {other:?} is not one of {}",
+                        resources::RESET_TYPES.join(", ")
+                    ),
+                )
+                .into_response())
+            }
+        };
+        let condition = s
+            .fleet
+            .snapshot(&id)
+            .map_err(|e| DriverError::Permanent(e.to_string()))?
+            .condition;
+        let ignored = reset_type == "GracefulShutdown"
+            && matches!(condition, Condition::Hung | Condition::Crashed);
+        if !ignored {
+            bmc.perform(action, &format!("{LABEL} {reset_type}"))
+                .await?;
+        }
+        Ok(StatusCode::NO_CONTENT.into_response())
+    })
+    .await
+}
+
+/// The `ResetType` of a reset request body, or a 400 answer.
+fn reset_type(body: &[u8]) -> Result<String, Failure> {
+    let bad = |m: &str| error(StatusCode::BAD_REQUEST, "MalformedJSON", m);
+    let v: Value = serde_json::from_slice(body).map_err(|e| bad(&format!("body: {e}")))?;
+    match v.get("ResetType") {
+        Some(Value::String(t)) => Ok(t.clone()),
+        Some(_) => Err(bad("ResetType must be a string")),
+        None => Err(error(
+            StatusCode::BAD_REQUEST,
+            "ActionParameterMissing",
+            "ResetType is required",
+        )),
+    }
+}

@@ -1,0 +1,165 @@
+//! The runtime of a member: the thin async shell around the pure engine, assignment
+//! and liveness logic (DESIGN.md §5 end to end).
+//!
+//! Three loops run on every member:
+//! - **heartbeat** ([`heartbeat`]): proves this member's liveness to the leader and
+//!   renews its own [`Lease`]; without a valid lease the member starts nothing.
+//! - **leader duties** ([`leader`]), active only on the leader: commits liveness
+//!   changes, assigns hosts (the pure [`crate::assign`]), and ticks the engine when a
+//!   deadline or schedule is due.
+//! - **owner** ([`owner`]): runs the checks of the hosts this member owns, proposes
+//!   only observations that change something (batched, many hosts per Raft entry),
+//!   and executes committed intents ([`action`]) under the ownership rules.
+//!
+//! Nothing here decides an HA question: apply (the engine) does, at commit.
+
+pub mod action;
+pub mod heartbeat;
+pub mod leader;
+pub mod owner;
+pub mod probes;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use vigil_raft::Member;
+
+use crate::engine::policy::Millis;
+use crate::liveness::{Lease, LivenessTracker};
+use crate::settings::SettingValue;
+use crate::state::{Stamp, VigilState};
+pub use probes::Providers;
+
+/// Knobs of the runtime that are not replicated policy.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// How often the owner loop looks at its hosts and the leader at the cluster.
+    pub tick: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_millis(100),
+        }
+    }
+}
+
+/// State shared by the loops and the heartbeat route.
+#[derive(Debug)]
+pub struct Shared {
+    /// The member this worker runs for.
+    pub member: Member<VigilState>,
+    /// The leader's view of member liveness (used only while leader).
+    pub tracker: Mutex<LivenessTracker>,
+    /// This member's own lease.
+    pub lease: Mutex<Lease>,
+    /// Base of the monotonic clock in milliseconds.
+    base: Instant,
+    /// Counters for tests, benchmarks and (later) metrics.
+    pub stats: Stats,
+}
+
+/// What the runtime did, cumulatively.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Raft commands proposed by the owner loop (each may carry many inputs).
+    pub proposals: std::sync::atomic::AtomicU64,
+    /// Host inputs proposed.
+    pub inputs: std::sync::atomic::AtomicU64,
+    /// Health checks run.
+    pub health_checks: std::sync::atomic::AtomicU64,
+    /// Power actions (recover/fence) started on a BMC.
+    pub actions: std::sync::atomic::AtomicU64,
+    /// Liveness and assignment commands committed by this member as leader.
+    pub leader_commands: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    /// Milliseconds on this process's monotonic clock.
+    pub fn mono_ms(&self) -> Millis {
+        self.base.elapsed().as_millis() as Millis
+    }
+
+    /// Is this member's lease valid now?
+    pub fn lease_valid(&self) -> bool {
+        let now = self.mono_ms();
+        self.lease.lock().expect("lease lock").valid(now)
+    }
+
+    /// The member lease currently configured.
+    pub fn lease_ms(&self) -> Millis {
+        self.member.read_local(member_lease)
+    }
+
+    /// A stamp for a proposal from this member, now.
+    pub fn stamp(&self) -> Stamp {
+        Stamp {
+            by: self.member.id(),
+            at_ms: crate::api::settings::now_ms(),
+        }
+    }
+}
+
+/// `member.lease` of a state, in milliseconds.
+pub fn member_lease(s: &VigilState) -> Millis {
+    match s.setting("member.lease") {
+        Some(SettingValue::DurationMs(ms)) => ms,
+        _ => 2000,
+    }
+}
+
+/// The running loops of one member.
+#[derive(Debug)]
+pub struct Worker {
+    /// Shared state (also served by the heartbeat route).
+    pub shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Start the loops for `member`.
+    pub fn start(member: Member<VigilState>, providers: Providers, cfg: WorkerConfig) -> Worker {
+        let shared = Arc::new(Shared {
+            member,
+            tracker: Mutex::new(LivenessTracker::default()),
+            lease: Mutex::new(Lease::default()),
+            base: Instant::now(),
+            stats: Stats::default(),
+        });
+        let (stop, rx) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(heartbeat::run(shared.clone(), cfg.clone(), rx.clone())),
+            tokio::spawn(leader::run(shared.clone(), cfg.clone(), rx.clone())),
+            tokio::spawn(owner::run(shared.clone(), providers, cfg, rx)),
+        ];
+        Worker {
+            shared,
+            stop,
+            tasks,
+        }
+    }
+
+    /// Stop every loop and wait for them (in-flight actions are abandoned: their
+    /// intents stay in flight for the next owner, as after a crash).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.shared.lease.lock().expect("lease lock").revoke();
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+/// Wait `d` or until told to stop; true when stopping.
+pub(crate) async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *stop.borrow(),
+        r = stop.changed() => r.is_err() || *stop.borrow(),
+    }
+}

@@ -1,0 +1,542 @@
+//! The owner loop: run the checks of the hosts this member owns and execute their
+//! committed intents.
+//!
+//! Every tick it (1) folds finished checks into observations — health results go
+//! through the in-memory [`HealthTracker`] — and keeps only those the pure engine
+//! says would change something ([`VigilState::would_change`]), (2) reconciles the set
+//! of owned hosts with the replicated state (a new epoch resets the host's local
+//! memory and, when another member owned it before, starts the **takeover wait**:
+//! the old owner's lease plus the longest action timeout, during which no external
+//! action starts), (3) starts the checks and actions that are due, bounded by the
+//! per-member concurrency limits, and (4) proposes everything collected as one
+//! `HostInputs` command (many hosts per Raft entry), one proposal in flight at a time
+//! so that a host's inputs stay in order.
+//!
+//! Without a valid lease nothing new starts: a member cut off from the majority
+//! finishes what it started (each bounded by its deadline) and then does nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+use vigil_providers::check::{ActivityResult, Health};
+
+use super::action::{self, Job};
+use super::probes::{check_budget, Probes, Providers};
+use super::{member_lease, pause, Shared, WorkerConfig};
+use crate::engine::health::HealthTracker;
+use crate::engine::input::{ActionResult, Activity, HealthObs, Input};
+use crate::engine::policy::{Millis, Policy};
+use crate::engine::record::{HaState, PowerState};
+use crate::settings::SettingValue;
+use crate::state::model::{HostSpec, IntentState};
+use crate::state::{Command, HostInput, VigilState};
+
+/// How often a healthy, powered-on host's power state is re-read.
+const POWER_SYNC_MS: Millis = 30_000;
+
+/// One owned host's local memory (lost on restart by design: a new incarnation starts
+/// from the replicated state).
+struct Owned {
+    epoch: u64,
+    spec: HostSpec,
+    probes: Arc<Probes>,
+    policy: Policy,
+    /// No external action before this (monotonic ms): the takeover wait.
+    act_after: Millis,
+    tracker: HealthTracker,
+    next_health: Millis,
+    health_busy: bool,
+    next_power: Millis,
+    power_busy: bool,
+    activity_busy: bool,
+    /// The Checking episode (its `since`) whose round was started.
+    activity_round: Option<Millis>,
+    /// The degraded host's last seen `next_activity_at`.
+    degraded_at: Option<Millis>,
+}
+
+enum Outcome {
+    Health(Health),
+    Power(Result<vigil_providers::PowerReading, String>),
+    Activity(ActivityResult),
+    Action {
+        intent: u64,
+        result: Option<ActionResult>,
+    },
+}
+
+struct Done {
+    host: String,
+    epoch: u64,
+    outcome: Outcome,
+}
+
+enum Start {
+    Health(Arc<Probes>),
+    Power(Arc<Probes>, Millis),
+    Activity(Arc<Probes>, Millis),
+    Action(Arc<Probes>, Job),
+}
+
+/// A small, stable per-host spread so that hosts added together are not checked in
+/// lock step (0..span).
+fn spread(host: &str, salt: u64, span: Millis) -> Millis {
+    if span == 0 {
+        return 0;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
+    for b in host.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h % span
+}
+
+fn int_setting(s: &VigilState, key: &str, default: usize) -> usize {
+    match s.setting(key) {
+        Some(SettingValue::Integer(n)) => n.max(1) as usize,
+        _ => default,
+    }
+}
+
+struct Loop {
+    sh: Arc<Shared>,
+    providers: Providers,
+    owned: BTreeMap<String, Owned>,
+    /// Hosts with an action task running (kept even if ownership moves meanwhile:
+    /// never two actions on one host from this member).
+    acting: BTreeSet<String>,
+    /// Intents this member already executed (their outcome may not be applied yet).
+    started: BTreeSet<u64>,
+    pending: Vec<HostInput>,
+    checks: Arc<Semaphore>,
+    recoveries: Arc<Semaphore>,
+    fences: Arc<Semaphore>,
+    tx: mpsc::UnboundedSender<Done>,
+    jobs: JoinSet<()>,
+    proposing: Option<JoinHandle<()>>,
+    tick: u64,
+    /// State revision and configuration revision last reconciled.
+    seen_revision: Option<u64>,
+    seen_config: Option<u64>,
+}
+
+/// The owner loop.
+pub async fn run(
+    sh: Arc<Shared>,
+    providers: Providers,
+    cfg: WorkerConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (checks, recoveries, fences) = sh.member.read_local(|s| {
+        (
+            int_setting(s, "policy.concurrency.checks", 256),
+            int_setting(s, "policy.concurrency.recoveries", 4),
+            int_setting(s, "policy.concurrency.fences", 4),
+        )
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut l = Loop {
+        sh,
+        providers,
+        owned: BTreeMap::new(),
+        acting: BTreeSet::new(),
+        started: BTreeSet::new(),
+        pending: Vec::new(),
+        checks: Arc::new(Semaphore::new(checks)),
+        recoveries: Arc::new(Semaphore::new(recoveries)),
+        fences: Arc::new(Semaphore::new(fences)),
+        tx,
+        jobs: JoinSet::new(),
+        proposing: None,
+        tick: 0,
+        seen_revision: None,
+        seen_config: None,
+    };
+    loop {
+        if pause(cfg.tick, &mut stop).await {
+            l.jobs.abort_all();
+            return;
+        }
+        l.tick += 1;
+        let mut done = Vec::new();
+        while let Ok(d) = rx.try_recv() {
+            done.push(d);
+        }
+        while l.jobs.try_join_next().is_some() {}
+        let starts = {
+            let sh = l.sh.clone();
+            sh.member.read_local(|s| {
+                l.absorb(s, done);
+                l.reconcile(s);
+                l.schedule(s)
+            })
+        };
+        for (host, epoch, start) in starts {
+            l.spawn(host, epoch, start);
+        }
+        l.propose();
+    }
+}
+
+impl Loop {
+    /// Fold finished jobs into inputs worth proposing.
+    fn absorb(&mut self, s: &VigilState, done: Vec<Done>) {
+        let now = crate::api::settings::now_ms();
+        for d in done {
+            if let Outcome::Action { intent, .. } = &d.outcome {
+                self.acting.remove(&d.host);
+                self.started.insert(*intent);
+            }
+            let Some(o) = self.owned.get_mut(&d.host) else {
+                continue;
+            };
+            if o.epoch != d.epoch {
+                continue; // ownership moved meanwhile: the new epoch starts afresh
+            }
+            let input = match d.outcome {
+                Outcome::Health(h) => {
+                    o.health_busy = false;
+                    self.sh.stats.health_checks.fetch_add(1, Ordering::Relaxed);
+                    let (pass, detail) = match h {
+                        Health::Pass { detail } => (true, detail),
+                        Health::Fail { reason } => (false, reason),
+                        Health::Error { reason } => {
+                            tracing::debug!(host = %d.host, %reason, "health checker error (not a host failure)");
+                            continue;
+                        }
+                    };
+                    let obs: HealthObs = o.tracker.observe(pass, detail, o.policy.health_window);
+                    Input::Health(obs)
+                }
+                Outcome::Power(r) => {
+                    o.power_busy = false;
+                    match r {
+                        Ok(r) => Input::Power {
+                            state: match r.state {
+                                vigil_providers::PowerState::On => PowerState::On,
+                                vigil_providers::PowerState::Off => PowerState::Off,
+                            },
+                            detail: r.detail,
+                        },
+                        Err(e) => Input::Power {
+                            state: PowerState::Unknown,
+                            detail: e,
+                        },
+                    }
+                }
+                Outcome::Activity(a) => {
+                    o.activity_busy = false;
+                    let (result, detail) = match a {
+                        ActivityResult::Active { detail } => (Activity::Active, detail),
+                        ActivityResult::Inactive { detail } => (Activity::Inactive, detail),
+                        ActivityResult::Error { reason } => (Activity::Error, reason),
+                    };
+                    Input::Activity { result, detail }
+                }
+                Outcome::Action { intent, result } => match result {
+                    Some(result) => Input::Outcome { intent, result },
+                    None => continue,
+                },
+            };
+            if s.would_change(&d.host, &input, now) {
+                self.pending.push(HostInput {
+                    host: d.host,
+                    epoch: Some(d.epoch),
+                    input,
+                });
+            }
+        }
+    }
+
+    /// Match the owned set to the replicated assignment. Skipped while the state did
+    /// not change (every ownership or configuration change bumps its revision).
+    fn reconcile(&mut self, s: &VigilState) {
+        if self.seen_revision == Some(s.revision) {
+            return;
+        }
+        self.seen_revision = Some(s.revision);
+        let config_changed = self.seen_config != Some(s.config_revision);
+        self.seen_config = Some(s.config_revision);
+        let me = self.sh.member.id();
+        let now = self.sh.mono_ms();
+        let lease = member_lease(s);
+        let mut seen = BTreeSet::new();
+        for h in s.owned_by(me) {
+            seen.insert(h.spec.name.clone());
+            let fresh = match self.owned.get(&h.spec.name) {
+                Some(o) => o.epoch != h.epoch,
+                None => true,
+            };
+            if !fresh && !config_changed {
+                continue;
+            }
+            let policy = s.host_policy(&h.spec);
+            if fresh {
+                let takeover = h.last_owner.is_some_and(|o| o != me);
+                let wait = if takeover {
+                    lease + policy.longest_action()
+                } else {
+                    0
+                };
+                if takeover {
+                    tracing::info!(host = %h.spec.name, epoch = h.epoch, previous = ?h.last_owner, wait_ms = wait, "took over host; no external action before the wait is over");
+                }
+                let first = spread(&h.spec.name, me, policy.health_interval);
+                self.owned.insert(
+                    h.spec.name.clone(),
+                    Owned {
+                        epoch: h.epoch,
+                        probes: Arc::new(self.providers.build(&h.spec)),
+                        spec: h.spec.clone(),
+                        policy,
+                        act_after: now + wait,
+                        tracker: HealthTracker::default(),
+                        next_health: now + first,
+                        health_busy: false,
+                        next_power: now,
+                        power_busy: false,
+                        activity_busy: false,
+                        activity_round: None,
+                        degraded_at: None,
+                    },
+                );
+            } else if let Some(o) = self.owned.get_mut(&h.spec.name) {
+                if o.spec != h.spec {
+                    o.probes = Arc::new(self.providers.build(&h.spec));
+                    o.spec = h.spec.clone();
+                }
+                o.policy = policy;
+            }
+        }
+        self.owned.retain(|name, _| seen.contains(name));
+    }
+
+    /// What to start now.
+    fn schedule(&mut self, s: &VigilState) -> Vec<(String, u64, Start)> {
+        let mut out = Vec::new();
+        if !self.sh.lease_valid() {
+            return out;
+        }
+        let me = self.sh.member.id();
+        let now = self.sh.mono_ms();
+        for (name, o) in self.owned.iter_mut() {
+            let Some(h) = s.hosts.get(name) else { continue };
+            let rec = &h.ha;
+            if rec.state == HaState::Disabled {
+                continue;
+            }
+            let p = &o.policy;
+            if o.spec.health.is_some() && !o.health_busy && now >= o.next_health {
+                o.health_busy = true;
+                let jitter = spread(name, now, (p.health_interval / 10).max(1));
+                o.next_health = now + p.health_interval + jitter;
+                out.push((name.clone(), o.epoch, Start::Health(o.probes.clone())));
+            }
+            if !o.spec.fence.is_empty() && !o.power_busy && now >= o.next_power {
+                o.power_busy = true;
+                let steady = rec.power == PowerState::On
+                    && matches!(rec.state, HaState::Available | HaState::Initializing);
+                o.next_power = now
+                    + if steady {
+                        POWER_SYNC_MS
+                    } else {
+                        p.health_interval
+                    };
+                let budget = p.health_timeout.max(2000);
+                out.push((
+                    name.clone(),
+                    o.epoch,
+                    Start::Power(o.probes.clone(), budget),
+                ));
+            }
+            // Activity: one round per Checking episode; a degraded host's periodic
+            // check each time the engine moved its schedule.
+            let activity_due = match rec.state {
+                HaState::Checking => o.activity_round != Some(rec.since),
+                HaState::Degraded => {
+                    let moved = o.degraded_at.is_some_and(|t| t != rec.next_activity_at);
+                    if o.degraded_at.is_none() || moved {
+                        o.degraded_at = Some(rec.next_activity_at);
+                    }
+                    moved
+                }
+                _ => {
+                    o.degraded_at = None;
+                    false
+                }
+            };
+            if activity_due && !o.activity_busy && o.spec.activity.is_some() {
+                o.activity_busy = true;
+                if rec.state == HaState::Checking {
+                    o.activity_round = Some(rec.since);
+                }
+                out.push((
+                    name.clone(),
+                    o.epoch,
+                    Start::Activity(o.probes.clone(), p.activity_timeout),
+                ));
+            }
+            // Actions: a committed intent of this host, once the takeover wait is over.
+            if let Some(id) = rec.intent {
+                let Some(intent) = s.intents.get(&id) else {
+                    continue;
+                };
+                if intent.state != IntentState::InFlight
+                    || self.acting.contains(name)
+                    || self.started.contains(&id)
+                    || now < o.act_after
+                {
+                    continue;
+                }
+                self.acting.insert(name.clone());
+                out.push((
+                    name.clone(),
+                    o.epoch,
+                    Start::Action(
+                        o.probes.clone(),
+                        Job {
+                            host: name.clone(),
+                            epoch: o.epoch,
+                            intent: intent.clone(),
+                        },
+                    ),
+                ));
+            }
+        }
+        let _ = me;
+        // Forget executed intents that are over (bounded memory).
+        if self.tick % 100 == 0 {
+            self.started.retain(|id| {
+                s.intents
+                    .get(id)
+                    .is_some_and(|i| i.state == IntentState::InFlight)
+            });
+        }
+        out
+    }
+
+    fn spawn(&mut self, host: String, epoch: u64, start: Start) {
+        let tx = self.tx.clone();
+        let sh = self.sh.clone();
+        match start {
+            Start::Health(probes) => {
+                let sem = self.checks.clone();
+                let budget = self
+                    .owned
+                    .get(&host)
+                    .map_or(1000, |o| o.policy.health_timeout);
+                self.jobs.spawn(async move {
+                    let Ok(_permit) = sem.acquire_owned().await else {
+                        return;
+                    };
+                    let deadline = Instant::now() + check_budget(budget);
+                    let h = match &probes.health {
+                        Some(c) => c.check(deadline).await,
+                        None => return,
+                    };
+                    let _ = tx.send(Done {
+                        host,
+                        epoch,
+                        outcome: Outcome::Health(h),
+                    });
+                });
+            }
+            Start::Power(probes, budget) => {
+                let sem = self.checks.clone();
+                self.jobs.spawn(async move {
+                    let Ok(_permit) = sem.acquire_owned().await else {
+                        return;
+                    };
+                    let deadline = Instant::now() + check_budget(budget);
+                    let r = match probes.driver(0) {
+                        Ok(d) => d.status(deadline).await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e),
+                    };
+                    let _ = tx.send(Done {
+                        host,
+                        epoch,
+                        outcome: Outcome::Power(r),
+                    });
+                });
+            }
+            Start::Activity(probes, budget) => {
+                let sem = self.checks.clone();
+                self.jobs.spawn(async move {
+                    let Ok(_permit) = sem.acquire_owned().await else {
+                        return;
+                    };
+                    let deadline = Instant::now() + check_budget(budget);
+                    let a = match &probes.activity {
+                        Some(c) => c.check(deadline).await,
+                        None => return,
+                    };
+                    let _ = tx.send(Done {
+                        host,
+                        epoch,
+                        outcome: Outcome::Activity(a),
+                    });
+                });
+            }
+            Start::Action(probes, job) => {
+                let sem = match job.intent.kind {
+                    crate::state::model::IntentKind::Recover { .. } => self.recoveries.clone(),
+                    crate::state::model::IntentKind::Fence { .. } => self.fences.clone(),
+                };
+                self.jobs.spawn(async move {
+                    let Ok(_permit) = sem.acquire_owned().await else {
+                        return;
+                    };
+                    let intent = job.intent.id;
+                    let result = action::execute(&sh, probes, job).await;
+                    let _ = tx.send(Done {
+                        host,
+                        epoch,
+                        outcome: Outcome::Action { intent, result },
+                    });
+                });
+            }
+        }
+    }
+
+    /// Propose what was collected, one proposal in flight at a time.
+    fn propose(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if self.proposing.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let inputs = std::mem::take(&mut self.pending);
+        let sh = self.sh.clone();
+        sh.stats.proposals.fetch_add(1, Ordering::Relaxed);
+        sh.stats
+            .inputs
+            .fetch_add(inputs.len() as u64, Ordering::Relaxed);
+        self.proposing = Some(tokio::spawn(async move {
+            // Outcomes matter most: retry a few times on a transient failure (no
+            // leader for a moment). Observations are simply observed again.
+            for attempt in 0..3u32 {
+                let cmd = Command::HostInputs {
+                    inputs: inputs.clone(),
+                    stamp: sh.stamp(),
+                };
+                match sh.member.write(cmd).await {
+                    Ok(_) => return,
+                    Err(e) => {
+                        tracing::debug!(error = %e, attempt, "proposing host inputs failed");
+                        if !e.is_retryable() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        }));
+    }
+}

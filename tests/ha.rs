@@ -1,0 +1,544 @@
+//! The HA runtime end to end: 3 in-process members (real Raft over loopback HTTP,
+//! sled on disk, real heartbeats, assignment, checks and actions) and a simulated
+//! fleet whose ground-truth log says what really happened to each host's power.
+//!
+//! Each test states one guarantee of DESIGN.md §5 and checks it against the ground
+//! truth, never against what vigil reports about itself.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use vigil::dev::DevCluster;
+use vigil::engine::policy::parse_override;
+use vigil::engine::HaState;
+use vigil::fleet::{pool, sim_host};
+use vigil::server::{start_member_with, RunningMember};
+use vigil::settings::Scope;
+use vigil::state::model::{EventKind, HostSpec};
+use vigil::state::{Command, InventoryChange, Response, Stamp, VigilState};
+use vigil::worker::{Providers, WorkerConfig};
+use vigil_providers::sim::{BmcFault, PowerChange, SimFleet};
+use vigil_raft::{NodeId, RaftTimings};
+
+/// Fast profile, plus a short fence timeout so a takeover waits lease (2 s) + 5 s.
+const FAST: &[(&str, &str)] = &[
+    ("policy.health.interval", "1s"),
+    ("policy.health.timeout", "500ms"),
+    ("policy.health.failures", "2"),
+    ("policy.activity.interval", "1s"),
+    ("policy.activity.backoff", "1"),
+    ("policy.activity.max_interval", "1s"),
+    ("policy.activity.timeout", "1s"),
+    ("policy.activity.rounds", "2"),
+    ("policy.activity.failure_ratio", "1"),
+    ("policy.recovery.enabled", "false"),
+    ("policy.fence.timeout", "5s"),
+];
+
+struct Ha {
+    members: Vec<RunningMember>,
+    fleet: SimFleet,
+    dir: tempfile::TempDir,
+    hosts: Vec<String>,
+}
+
+fn runtime(fleet: &SimFleet, label: String) -> (Providers, WorkerConfig) {
+    (
+        Providers {
+            sim: Some(fleet.clone()),
+            label,
+        },
+        WorkerConfig {
+            tick: Duration::from_millis(50),
+        },
+    )
+}
+
+fn overrides(extra: &[(&str, &str)]) -> BTreeMap<String, vigil::settings::SettingValue> {
+    FAST.iter()
+        .chain(extra.iter())
+        .map(|(k, v)| (k.to_string(), parse_override(k, v, Scope::Pool).unwrap()))
+        .collect()
+}
+
+fn stamp() -> Stamp {
+    Stamp {
+        by: 0,
+        at_ms: vigil::api::settings::now_ms(),
+    }
+}
+
+impl Ha {
+    /// 3 members, `n` simulated hosts in one enabled pool with the fast policy plus
+    /// `extra`; returns once every host is Available.
+    async fn start(n: usize, extra: &[(&str, &str)]) -> Ha {
+        // `RUST_LOG=vigil=debug cargo test --test ha` shows what the members did.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let fleet = SimFleet::new();
+        let hosts: Vec<String> = (0..n).map(|i| format!("h{i:03}")).collect();
+        for h in &hosts {
+            fleet.add_host(h.clone()).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let c = DevCluster::start_with(
+            3,
+            dir.path(),
+            RaftTimings::default(),
+            Some(runtime(&fleet, String::new())),
+        )
+        .await
+        .expect("cluster");
+        let ha = Ha {
+            members: c.members,
+            fleet,
+            dir,
+            hosts,
+        };
+        let change = InventoryChange {
+            pools: vec![pool("p", true, overrides(extra))],
+            hosts: ha.hosts.iter().map(|h| sim_host(h, "p", 1)).collect(),
+            ..Default::default()
+        };
+        ha.commit(Command::ApplyInventory {
+            change,
+            stamp: stamp(),
+        })
+        .await;
+        ha.wait("every host Available", 30, |s| {
+            s.hosts.values().all(|h| h.ha.state == HaState::Available)
+        })
+        .await;
+        ha
+    }
+
+    fn any(&self) -> &RunningMember {
+        &self.members[0]
+    }
+
+    async fn commit(&self, cmd: Command) {
+        let r = self.any().member.write(cmd).await.expect("write");
+        assert!(!matches!(r, Response::Rejected { .. }), "{r:?}");
+    }
+
+    /// Poll the (linearizable) state until `f` holds, at most `secs` seconds.
+    async fn wait(&self, what: &str, secs: u64, f: impl Fn(&VigilState) -> bool) {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let ok = self.any().member.read_local(&f);
+            if ok {
+                return;
+            }
+            if Instant::now() > end {
+                let summary = self.any().member.read_local(|s| {
+                    s.hosts
+                        .values()
+                        .filter(|h| h.ha.state != HaState::Available)
+                        .map(|h| format!("{}={:?}/owner {:?}", h.spec.name, h.ha.state, h.owner))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                });
+                let detail = self.any().member.read_local(|s| {
+                    s.hosts
+                        .values()
+                        .filter(|h| h.ha.state != HaState::Available)
+                        .map(|h| {
+                            format!(
+                                "{:?} epoch {} act_after {} intent {:?}",
+                                h.ha,
+                                h.epoch,
+                                h.act_after,
+                                h.ha.intent.and_then(|i| s.intents.get(&i))
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                });
+                panic!("timed out after {secs}s waiting for {what}; not Available: {summary}\n{detail}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&VigilState) -> T) -> T {
+        self.any().member.read_local(f)
+    }
+
+    fn owner(&self, host: &str) -> NodeId {
+        self.read(|s| s.hosts[host].owner)
+            .expect("host has an owner")
+    }
+
+    fn leader(&self) -> NodeId {
+        self.members
+            .iter()
+            .find(|m| m.member.is_leader())
+            .map(|m| m.member.id())
+            .expect("a leader")
+    }
+
+    /// Crash member `id` (Raft, HTTP and its runtime stop at once).
+    async fn crash(&mut self, id: NodeId) {
+        let i = self
+            .members
+            .iter()
+            .position(|m| m.member.id() == id)
+            .unwrap();
+        let m = self.members.remove(i);
+        m.crash().await;
+    }
+
+    fn offs(&self, host: &str) -> Vec<PowerChange> {
+        self.fleet
+            .ground_truth()
+            .into_iter()
+            .filter(|c| c.host == host && c.is_power_off())
+            .collect()
+    }
+
+    async fn stop(self) {
+        for m in self.members {
+            m.stop().await.unwrap();
+        }
+        drop(self.dir);
+    }
+}
+
+fn fenced_events(s: &VigilState, host: &str) -> usize {
+    s.events
+        .iter()
+        .filter(|e| {
+            e.host.as_deref() == Some(host) && matches!(e.kind, EventKind::HostFenced { .. })
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_crash_among_200_hosts_is_fenced_exactly_once() {
+    let ha = Ha::start(200, &[]).await;
+    // Steady state: nothing changes, so (almost) nothing is proposed.
+    let before = ha.read(|s| s.revision);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle = ha.read(|s| s.revision) - before;
+    assert!(idle <= 2, "{idle} commands in 3 s of an idle fleet");
+
+    let victim = "h042";
+    ha.fleet.crash(victim).unwrap();
+    ha.wait("h042 Fenced", 30, |s| {
+        s.hosts[victim].ha.state == HaState::Fenced
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let truth = ha.fleet.ground_truth();
+    assert_eq!(truth.len(), 1, "exactly one real power change: {truth:?}");
+    assert_eq!(truth[0].host, victim);
+    assert!(truth[0].is_power_off());
+    // The orchestrators' signal, with its evidence.
+    let ev = ha.read(|s| {
+        s.events
+            .iter()
+            .find(|e| matches!(e.kind, EventKind::HostFenced { .. }))
+            .cloned()
+    });
+    let ev = ev.expect("a HostFenced event");
+    assert_eq!(ev.host.as_deref(), Some(victim));
+    match ev.kind {
+        EventKind::HostFenced {
+            by, power, level, ..
+        } => {
+            assert_eq!(by, "sim");
+            assert_eq!(level, Some(0));
+            assert_eq!(power, vigil::engine::PowerState::Off);
+        }
+        _ => unreachable!(),
+    }
+    // Every other host is still Available.
+    assert_eq!(
+        ha.read(|s| s
+            .hosts
+            .values()
+            .filter(|h| h.ha.state == HaState::Available)
+            .count()),
+        199
+    );
+    ha.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crashed_host_is_recovered_by_one_power_cycle_when_policy_allows() {
+    let ha = Ha::start(
+        20,
+        &[
+            ("policy.recovery.enabled", "true"),
+            ("policy.recovery.attempts", "1"),
+        ],
+    )
+    .await;
+    let victim = "h007";
+    ha.fleet.crash(victim).unwrap(); // a reboot heals it (sim default)
+    ha.wait("h007 recovered and Available again", 40, |s| {
+        s.hosts[victim]
+            .history
+            .iter()
+            .any(|e| e.transition.to == HaState::Recovered)
+            && s.hosts[victim].ha.state == HaState::Available
+    })
+    .await;
+    let truth = ha.fleet.ground_truth();
+    assert_eq!(truth.len(), 2, "one cycle = off then on: {truth:?}");
+    assert!(truth.iter().all(|c| c.host == victim));
+    assert!(truth[0].is_power_off() && !truth[1].is_power_off());
+    ha.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn owner_killed_while_checking_host_moves_and_is_fenced_once() {
+    let mut ha = Ha::start(30, &[]).await;
+    let victim = "h011";
+    let owner = ha.owner(victim);
+    ha.fleet.crash(victim).unwrap();
+    ha.wait("h011 suspected", 15, |s| {
+        matches!(
+            s.hosts[victim].ha.state,
+            HaState::Suspect | HaState::Checking
+        )
+    })
+    .await;
+    // Keep a reader that survives.
+    if ha.members[0].member.id() == owner {
+        ha.members.swap(0, 1);
+    }
+    ha.crash(owner).await;
+    ha.wait("h011 Fenced by the next owner", 60, |s| {
+        s.hosts[victim].ha.state == HaState::Fenced
+    })
+    .await;
+    let new_owner = ha.owner(victim);
+    assert_ne!(new_owner, owner);
+    let offs = ha.offs(victim);
+    assert_eq!(offs.len(), 1, "{offs:?}");
+    assert_eq!(offs[0].cause.label, format!("member-{new_owner}"));
+    // The dead member's other hosts all have live owners again.
+    ha.wait("no host owned by the dead member", 10, |s| {
+        s.hosts
+            .values()
+            .all(|h| h.owner.is_some() && h.owner != Some(owner))
+    })
+    .await;
+    assert_eq!(ha.fleet.ground_truth().len(), 1);
+    ha.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_killed_during_a_fence_no_second_fence_and_budget_still_holds() {
+    let mut ha = Ha::start(
+        12,
+        &[
+            ("policy.fence.budget", "1"),
+            ("policy.fence.budget_window", "1h"),
+        ],
+    )
+    .await;
+    // A BMC that takes 2 s to power off: the fence is in flight when the leader dies.
+    ha.fleet.set_action_latency(Duration::from_secs(2));
+    let victim = "h003";
+    ha.fleet.crash(victim).unwrap();
+    ha.wait("h003 Fencing", 20, |s| {
+        s.hosts[victim].ha.state == HaState::Fencing
+    })
+    .await;
+    let leader = ha.leader();
+    if ha.members[0].member.id() == leader {
+        ha.members.swap(0, 1);
+    }
+    ha.crash(leader).await;
+    ha.wait("h003 Fenced", 60, |s| {
+        s.hosts[victim].ha.state == HaState::Fenced
+    })
+    .await;
+    assert_eq!(ha.offs(victim).len(), 1, "{:?}", ha.fleet.ground_truth());
+    // The budget (1 per hour) was spent by that fence, under the old leader: a second
+    // crash must be held, not fenced.
+    let second = "h008";
+    ha.fleet.crash(second).unwrap();
+    ha.wait("h008 held by the budget", 30, |s| {
+        s.hosts[second]
+            .ha
+            .blocked
+            .as_deref()
+            .is_some_and(|b| b.contains("budget"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(ha.offs(second).is_empty(), "{:?}", ha.fleet.ground_truth());
+    assert_eq!(ha.fleet.ground_truth().len(), 1);
+    ha.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mass_failure_trips_the_breaker_nothing_is_fenced_and_it_recovers() {
+    let ha = Ha::start(10, &[("policy.breaker.cooldown", "2s")]).await;
+    for h in ["h001", "h003", "h005", "h007"] {
+        ha.fleet.crash(h).unwrap();
+    }
+    ha.wait("the pool's breaker open", 20, |s| {
+        s.pools["p"].status.breaker_open_since.is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        ha.fleet.ground_truth().is_empty(),
+        "{:?}",
+        ha.fleet.ground_truth()
+    );
+    for h in ["h001", "h003", "h005", "h007"] {
+        ha.fleet.heal(h).unwrap();
+    }
+    ha.wait("all Available and the breaker closed", 30, |s| {
+        s.hosts.values().all(|h| h.ha.state == HaState::Available)
+            && s.pools["p"].status.breaker_open_since.is_none()
+    })
+    .await;
+    assert!(ha.fleet.ground_truth().is_empty());
+    assert_eq!(ha.read(|s| fenced_events(s, "h001")), 0);
+    ha.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flapping_host_is_never_fenced() {
+    let ha = Ha::start(6, &[]).await;
+    let victim = "h002";
+    // Fails one health round in three (unreachable for 1 s every 3 s), for 20 s.
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        ha.fleet.isolate(victim).unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        ha.fleet.heal(victim).unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert!(
+        ha.fleet.ground_truth().is_empty(),
+        "{:?}",
+        ha.fleet.ground_truth()
+    );
+    let entered_fencing = ha.read(|s| {
+        s.events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::HostTransition(t) if t.to == HaState::Fencing))
+    });
+    assert!(!entered_fencing);
+    ha.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partitioned_owner_fences_nothing_and_the_majority_takes_over() {
+    let mut ha = Ha::start(30, &[]).await;
+    let victim = "h017";
+    let cut = ha.owner(victim);
+    if ha.members[0].member.id() == cut {
+        ha.members.swap(0, 1);
+    }
+    let cut_member = ha.members.iter().find(|m| m.member.id() == cut).unwrap();
+    cut_member.member.set_links_cut(true);
+    ha.fleet.crash(victim).unwrap();
+    ha.wait("h017 Fenced by the majority", 60, |s| {
+        s.hosts[victim].ha.state == HaState::Fenced
+    })
+    .await;
+    let offs = ha.offs(victim);
+    assert_eq!(offs.len(), 1, "{offs:?}");
+    assert_ne!(offs[0].cause.label, format!("member-{cut}"));
+    let cut_member = ha.members.iter().find(|m| m.member.id() == cut).unwrap();
+    let acted = cut_member
+        .worker
+        .as_ref()
+        .unwrap()
+        .shared
+        .stats
+        .actions
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(acted, 0, "the cut-off member acted on a BMC");
+    assert!(!cut_member.worker.as_ref().unwrap().shared.lease_valid());
+    // Healing the partition: it comes back alive and gets work again.
+    cut_member.member.set_links_cut(false);
+    ha.wait("the member is alive and owns hosts again", 30, |s| {
+        s.members.get(&cut).is_some_and(|m| m.alive) && s.owned_by(cut).count() > 0
+    })
+    .await;
+    assert_eq!(ha.fleet.ground_truth().len(), 1);
+    ha.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_whose_bmc_died_with_it_ends_in_fence_failed_with_an_alarm() {
+    let ha = Ha::start(6, &[("policy.fence.timeout", "2s")]).await;
+    let victim = "h004";
+    ha.fleet.set_fault(victim, BmcFault::DiesWithHost).unwrap();
+    ha.fleet.crash(victim).unwrap();
+    ha.wait("h004 FenceFailed", 40, |s| {
+        s.hosts[victim].ha.state == HaState::FenceFailed
+    })
+    .await;
+    let (alarm, alarm_event) = ha.read(|s| {
+        (
+            s.hosts[victim].ha.alarm.clone(),
+            s.events.iter().any(|e| {
+                e.host.as_deref() == Some(victim) && matches!(e.kind, EventKind::Alarm { .. })
+            }),
+        )
+    });
+    assert!(alarm.is_some_and(|a| a.contains("fence")));
+    assert!(alarm_event);
+    assert!(ha.fleet.ground_truth().is_empty());
+    ha.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_joining_member_takes_about_a_quarter_of_the_hosts() {
+    let mut ha = Ha::start(120, &[]).await;
+    let before: BTreeMap<String, NodeId> = ha.read(|s| {
+        s.hosts
+            .iter()
+            .map(|(n, h)| (n.clone(), h.owner.unwrap()))
+            .collect()
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let m4 = start_member_with(
+        4,
+        listener,
+        None,
+        &ha.dir.path().join("member-4"),
+        RaftTimings::default(),
+        Some(runtime(&ha.fleet, "member-4".into())),
+    )
+    .await
+    .unwrap();
+    ha.any().member.join(4, m4.member.addr()).await.unwrap();
+    ha.members.push(m4);
+    ha.wait("member 4 owns a quarter of the hosts", 30, |s| {
+        s.owned_by(4).count() == 30
+    })
+    .await;
+    let after: BTreeMap<String, NodeId> = ha.read(|s| {
+        s.hosts
+            .iter()
+            .map(|(n, h)| (n.clone(), h.owner.unwrap()))
+            .collect()
+    });
+    let moved: Vec<_> = before
+        .iter()
+        .filter(|(h, o)| after[*h] != **o)
+        .map(|(h, _)| h.clone())
+        .collect();
+    assert_eq!(moved.len(), 30, "{moved:?}");
+    assert!(moved.iter().all(|h| after[h] == 4));
+    // And nothing was fenced by the move.
+    assert!(ha.fleet.ground_truth().is_empty());
+    let specs: Vec<HostSpec> = ha.read(|s| s.hosts.values().map(|h| h.spec.clone()).collect());
+    assert_eq!(specs.len(), 120);
+    ha.stop().await;
+}
