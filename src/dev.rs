@@ -67,6 +67,21 @@ impl DevCluster {
             }
             first.join(m.member.id(), m.member.addr()).await?;
         }
+        // A join returns once the leader committed it; the new member may apply its
+        // membership a moment later. Callers may use any member at once.
+        for m in &members {
+            m.member.wait_for_leader(Duration::from_secs(10)).await?;
+            let end = tokio::time::Instant::now() + Duration::from_secs(10);
+            while !m.member.identity().initialized {
+                if tokio::time::Instant::now() > end {
+                    return Err(VigilError::Config(format!(
+                        "member {} did not learn its membership within 10 s",
+                        m.member.id()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         Ok(Self {
             members,
             dir: dir.to_path_buf(),

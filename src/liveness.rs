@@ -7,7 +7,8 @@
 //!   longer than the member lease is declared dead by a committed command, and alive
 //!   again when it is heard from. A new leader has heard from nobody yet, so it gives
 //!   every member one full lease from the moment it took office before judging: a
-//!   leader change alone never kills a member.
+//!   leader change alone never kills a member. Only members it did hear from (the
+//!   previous leader, whose appends it received) are judged from when it last did.
 //! - [`Lease`] runs on every member. It is renewed only by a heartbeat that the
 //!   leader accepted *while it had heard from a quorum recently*, and it counts from
 //!   when the heartbeat was **sent** (never from when the answer arrived), so it
@@ -41,10 +42,16 @@ pub struct LivenessChange {
 }
 
 impl LivenessTracker {
-    /// This member became leader at `now`: start judging from here.
-    pub fn became_leader(&mut self, now: Millis) {
+    /// This member became leader at `now`: start judging from here. `heard` are the
+    /// members it has actually heard from recently, with when (typically the previous
+    /// leader, whose appends it received as a follower): they are judged from that
+    /// time, everyone else from `now`.
+    pub fn became_leader(&mut self, now: Millis, heard: &[(NodeId, Millis)]) {
         self.leader_since = Some(now);
         self.last_seen.clear();
+        for (id, at) in heard {
+            self.last_seen.insert(*id, (*at).min(now));
+        }
     }
 
     /// This member is no longer leader: forget everything (a later term starts over).
@@ -70,7 +77,7 @@ impl LivenessTracker {
         let Some(since) = self.leader_since else {
             return false;
         };
-        let last = self.last_seen.get(&id).copied().unwrap_or(since).max(since);
+        let last = self.last_seen.get(&id).copied().unwrap_or(since);
         now.saturating_sub(last) <= lease
     }
 
@@ -165,7 +172,7 @@ mod tests {
         assert!(t
             .changes(&members(&[1, 2, 3]), &records, 0, 2000)
             .is_empty());
-        t.became_leader(10_000);
+        t.became_leader(10_000, &[]);
         t.seen(1, 10_500);
         t.seen(2, 11_900);
         assert!(t
@@ -207,9 +214,21 @@ mod tests {
     }
 
     #[test]
+    fn a_new_leader_judges_the_members_it_heard_from_from_when_it_did() {
+        let mut t = LivenessTracker::default();
+        // Heard the previous leader (1) last at 9 200, nobody else.
+        t.became_leader(10_000, &[(1, 9_200)]);
+        assert!(t.alive(1, 11_200, 2000) && !t.alive(1, 11_201, 2000));
+        assert!(t.alive(2, 11_999, 2000), "unheard members get a full lease");
+        // A hint from the future is clamped to now.
+        t.became_leader(10_000, &[(3, 99_000)]);
+        assert!(!t.alive(3, 12_001, 2000));
+    }
+
+    #[test]
     fn removed_members_are_declared_dead_and_new_ones_recorded() {
         let mut t = LivenessTracker::default();
-        t.became_leader(0);
+        t.became_leader(0, &[]);
         let records: BTreeMap<_, _> = [rec(1, true), rec(9, true)].into();
         let c = t.changes(&members(&[1, 2]), &records, 100, 2000);
         assert_eq!(

@@ -113,3 +113,95 @@ fn power_commands_through_a_fence_agent() {
     assert!(!o.status.success());
     assert!(text(&o).contains("vigil dev"), "{}", text(&o));
 }
+
+#[path = "support/cli.rs"]
+mod cli;
+
+/// `vigil power --host`: a member uses the registered host's driver and its replicated
+/// password (the operator's machine has none); an action is refused while the host is
+/// under HA, and once allowed it is committed as an operator record before and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_of_a_registered_host_goes_through_a_member() {
+    use vigil::dev::DevCluster;
+    use vigil::state::model::EventKind;
+    let dir = tempfile::tempdir().unwrap();
+    let a = agent(dir.path());
+    let c = DevCluster::start(
+        1,
+        &dir.path().join("cluster"),
+        vigil_raft::RaftTimings::default(),
+    )
+    .await
+    .unwrap();
+    let url = c.members[0].url();
+    let state = || {
+        std::fs::read_to_string(dir.path().join("power"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let fence = format!(
+        "kind=script,address={},username=admin,password-env=BMC_PW,ip=10.0.0.9",
+        a.display()
+    );
+    let pw = [("BMC_PW", "s3cret-pw")];
+    let (ok, _, e) = cli::vigil(&url, &[], &["pool", "create", "rack"]).await;
+    assert!(ok, "{e}");
+    let (ok, _, e) = cli::vigil(
+        &url,
+        &pw,
+        &["host", "add", "n1", "--pool", "rack", "--fence", &fence],
+    )
+    .await;
+    assert!(ok, "{e}");
+
+    // Status: no password in this CLI's environment; the member has it.
+    let (ok, o, e) = cli::vigil(&url, &[], &["power", "status", "--host", "n1"]).await;
+    assert!(ok, "{e}");
+    assert!(
+        o.contains("power is on") && o.contains("via member 1"),
+        "{o}"
+    );
+
+    // Under HA (pool enabled, not in maintenance): refused with what to do.
+    let (ok, _, e) = cli::vigil(&url, &[], &["power", "off", "--host", "n1", "--yes"]).await;
+    assert!(!ok);
+    assert!(e.contains("maintenance"), "{e}");
+    assert_eq!(state(), "on");
+    // Unknown host and missing level are clear errors.
+    let (ok, _, e) = cli::vigil(&url, &[], &["power", "status", "--host", "nope"]).await;
+    assert!(!ok && e.contains("unknown host"), "{e}");
+    let (ok, _, e) = cli::vigil(
+        &url,
+        &[],
+        &["power", "status", "--host", "n1", "--level", "2"],
+    )
+    .await;
+    assert!(!ok && e.contains("level 2"), "{e}");
+
+    let (ok, _, e) = cli::vigil(&url, &[], &["host", "maintenance", "n1", "on"]).await;
+    assert!(ok, "{e}");
+    let (ok, o, e) = cli::vigil(&url, &[], &["power", "off", "--host", "n1", "--dry-run"]).await;
+    assert!(ok, "{e}");
+    assert!(o.contains("would power off"), "{o}");
+    assert_eq!(state(), "on");
+    let (ok, o, e) = cli::vigil(&url, &[], &["power", "off", "--host", "n1", "--yes"]).await;
+    assert!(ok, "{e}");
+    assert!(o.contains("power off verified"), "{o}");
+    assert_eq!(state(), "off");
+    let records: Vec<String> = c.members[0].member.read_local(|s| {
+        s.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Config { what } if what.contains("operator power") => Some(what.clone()),
+                _ => None,
+            })
+            .collect()
+    });
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(
+        records[0].contains("requested") && records[1].contains("verified off"),
+        "{records:?}"
+    );
+    c.stop().await.unwrap();
+}

@@ -339,6 +339,17 @@ impl<A: StateMachine> Member<A> {
         self.inner.contacts.set_cut(cut);
     }
 
+    /// How long since this member last heard from `peer` (an answer to one of our
+    /// requests, or a leader's append entries to us). A new leader uses it to judge the
+    /// previous leader's liveness from when it last heard from it.
+    pub fn last_heard(&self, peer: NodeId) -> Option<Duration> {
+        self.inner.contacts.last_heard(peer)
+    }
+
+    pub(crate) fn heard_from(&self, peer: NodeId) {
+        self.inner.contacts.heard_from(peer);
+    }
+
     /// Are this member's links cut?
     pub fn links_cut(&self) -> bool {
         self.inner.contacts.is_cut()

@@ -38,6 +38,7 @@ pub const RAFT_ERROR_HEADER: &str = "x-vigil-raft-error";
 #[derive(Debug, Default)]
 pub struct ContactBook {
     last: Mutex<BTreeMap<NodeId, Instant>>,
+    heard: Mutex<BTreeMap<NodeId, Instant>>,
     cut: std::sync::atomic::AtomicBool,
 }
 
@@ -58,6 +59,29 @@ impl ContactBook {
             .lock()
             .expect("contact book lock")
             .insert(peer, Instant::now());
+    }
+
+    /// Record a request received from `peer` (a leader's append entries).
+    pub fn heard_from(&self, peer: NodeId) {
+        self.heard
+            .lock()
+            .expect("contact book lock")
+            .insert(peer, Instant::now());
+    }
+
+    /// Time since this member last heard from `peer` at all: its last answer to us or
+    /// its last append-entries request to us, whichever is more recent.
+    pub fn last_heard(&self, peer: NodeId) -> Option<Duration> {
+        let heard = self
+            .heard
+            .lock()
+            .expect("contact book lock")
+            .get(&peer)
+            .map(|t| t.elapsed());
+        match (heard, self.since(peer)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Time since `peer` last answered, if it ever did.

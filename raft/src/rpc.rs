@@ -92,10 +92,14 @@ async fn refuse_when_cut<A: StateMachine>(
 }
 
 async fn append<A: StateMachine>(State(m): State<Member<A>>, body: Bytes) -> Response {
-    let req = match codec::decode(&body) {
-        Ok(r) => r,
-        Err(e) => return bad_request(e),
-    };
+    let req: openraft::raft::AppendEntriesRequest<crate::types::TypeConfig<A>> =
+        match codec::decode(&body) {
+            Ok(r) => r,
+            Err(e) => return bad_request(e),
+        };
+    if let Some(leader) = req.vote.leader_id().voted_for() {
+        m.heard_from(leader);
+    }
     match m.raft().append_entries(req).await {
         Ok(resp) => bincode_ok(&resp),
         Err(e) => raft_error(&e),

@@ -6,6 +6,7 @@ pub mod error;
 pub mod hosts;
 pub mod inventory;
 pub mod pools;
+pub mod power;
 pub mod settings;
 pub mod types;
 
@@ -55,6 +56,7 @@ pub fn router(member: Member<VigilState>) -> Router {
         .route("/api/v1/hosts/{name}/maintenance", put(hosts::maintenance))
         .route("/api/v1/hosts/{name}/explain", get(hosts::explain_host))
         .route("/api/v1/hosts/{name}/admin", post(hosts::admin))
+        .route("/api/v1/hosts/{name}/power", post(power::power))
         .route(
             "/api/v1/apply",
             post(inventory::apply).layer(DefaultBodyLimit::max(inventory::INVENTORY_BODY_LIMIT)),

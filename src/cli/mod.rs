@@ -204,7 +204,7 @@ impl ServeArgs {
 pub async fn run_client(cli: Cli) -> Result<()> {
     let out = cli.output;
     if let Command::Power(cmd) = cli.command {
-        return power::run(out, cmd).await;
+        return power::run(out, cmd, &cli.endpoint, cli.timeout).await;
     }
     let api = ApiClient::new(&cli.endpoint, cli.timeout)?;
     match cli.command {

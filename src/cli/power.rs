@@ -1,10 +1,14 @@
-//! `vigil power status|on|off|cycle --fence SPEC`: talk to one BMC directly from the
-//! CLI, with the same drivers the members use, so an operator can test BMC access
-//! before enabling HA. Mutating actions need `--yes` (they really act) or `--dry-run`
-//! (read the power state and say what would be done).
+//! `vigil power status|on|off|cycle --fence SPEC | --host NAME`: read or change one
+//! host's power with the same drivers the members use, so an operator can test BMC
+//! access before enabling HA. Mutating actions need `--yes` (they really act) or
+//! `--dry-run` (read the power state and say what would be done).
 //!
-//! These calls are outside HA's control loop: no intent is committed, so use them on
-//! hosts whose pool has HA disabled, or in maintenance.
+//! - `--fence SPEC`: the CLI talks to the BMC itself. Outside HA's control loop: use it
+//!   for BMCs of hosts not (yet) registered, or whose pool has HA disabled.
+//! - `--host NAME`: a member talks to the registered host's BMC with its replicated
+//!   credentials (`POST /api/v1/hosts/NAME/power`); an action is committed as an
+//!   operator record first and refused while HA may act on the host (put it in
+//!   maintenance first).
 
 use std::time::Duration;
 
@@ -14,6 +18,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use vigil_providers::{PowerAction, PowerDriver};
 
+use super::client::ApiClient;
 use super::host::parse_fence;
 use super::output::{self, Output};
 
@@ -32,12 +37,19 @@ pub enum PowerCmd {
 
 /// Which BMC and how.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["fence", "host"])))]
 pub struct PowerArgs {
     /// The driver, as for `host add --fence`: kind=redfish,address=https://bmc,
     /// username=admin,password-env=VAR[,system_id=…,ca_file=…,insecure=true] or
     /// kind=script,address=/usr/sbin/fence_ipmilan,username=…,password-env=VAR,ip=…
     #[arg(long)]
-    pub fence: String,
+    pub fence: Option<String>,
+    /// A registered host: a member uses its configured fence level (see --level).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// With --host: which fence level's driver (1 = the first).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub level: u32,
     /// Give up (and report a timeout) after this long, verification included.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub within: Duration,
@@ -51,7 +63,7 @@ pub struct PowerArgs {
 
 #[derive(Debug, Serialize)]
 struct PowerOut {
-    driver: &'static str,
+    driver: String,
     action: String,
     power: String,
     already: bool,
@@ -60,16 +72,61 @@ struct PowerOut {
     took_ms: u128,
 }
 
-/// Run a `vigil power` command.
-pub async fn run(out: Output, cmd: PowerCmd) -> Result<()> {
+/// Run a `vigil power` command (`endpoint`/`timeout`: the API, for `--host`).
+pub async fn run(out: Output, cmd: PowerCmd, endpoint: &str, timeout: Duration) -> Result<()> {
     let (action, args) = match cmd {
         PowerCmd::Status(a) => (None, a),
         PowerCmd::On(a) => (Some(PowerAction::On), a),
         PowerCmd::Off(a) => (Some(PowerAction::Off), a),
         PowerCmd::Cycle(a) => (Some(PowerAction::Cycle), a),
     };
+    if let Some(a) = action {
+        if !args.dry_run && !args.yes {
+            bail!("refusing to power {a} without --yes: this really acts on the host (use --dry-run to see what would happen)");
+        }
+    }
+    let result = match (&args.host, &args.fence) {
+        (Some(host), _) => via_member(host, action, &args, endpoint, timeout).await?,
+        (None, Some(fence)) => direct(fence, action, &args).await?,
+        (None, None) => bail!("give --fence SPEC or --host NAME"),
+    };
+    print(out, &result)
+}
+
+/// `--host`: a member acts with the registered host's driver.
+async fn via_member(
+    host: &str,
+    action: Option<PowerAction>,
+    args: &PowerArgs,
+    endpoint: &str,
+    timeout: Duration,
+) -> Result<PowerOut> {
+    // The request lasts as long as the action may: wait for it, plus some slack.
+    let api = ApiClient::new(endpoint, timeout.max(args.within + Duration::from_secs(10)))?;
+    let body = serde_json::json!({
+        "action": action.map_or("status".to_string(), |a| a.to_string()),
+        "level": args.level - 1,
+        "dry_run": args.dry_run,
+        "within_ms": args.within.as_millis() as u64,
+    });
+    let r: vigil::api::power::PowerReport = api
+        .post(&format!("/api/v1/hosts/{host}/power"), &body)
+        .await?;
+    Ok(PowerOut {
+        driver: r.driver,
+        action: r.action,
+        power: r.power,
+        already: r.already,
+        dry_run: r.dry_run,
+        detail: format!("{} (via member {})", r.detail, r.member),
+        took_ms: u128::from(r.took_ms),
+    })
+}
+
+/// `--fence`: the CLI talks to the BMC itself.
+async fn direct(fence: &str, action: Option<PowerAction>, args: &PowerArgs) -> Result<PowerOut> {
     let env = |v: &str| std::env::var(v).ok();
-    let (doc, inline) = parse_fence(0, &args.fence, &env)?;
+    let (doc, inline) = parse_fence(0, fence, &env)?;
     if inline {
         eprintln!("warning: a password given with --fence password=… is visible in the process list; prefer password-env=VAR");
     }
@@ -81,7 +138,7 @@ pub async fn run(out: Output, cmd: PowerCmd) -> Result<()> {
         None => {
             let r = driver.status(deadline).await?;
             PowerOut {
-                driver: driver.kind(),
+                driver: driver.kind().to_string(),
                 action: "status".into(),
                 power: r.state.to_string(),
                 already: false,
@@ -93,7 +150,7 @@ pub async fn run(out: Output, cmd: PowerCmd) -> Result<()> {
         Some(a) if args.dry_run => {
             let r = driver.status(deadline).await?;
             PowerOut {
-                driver: driver.kind(),
+                driver: driver.kind().to_string(),
                 action: a.to_string(),
                 power: r.state.to_string(),
                 already: false,
@@ -105,13 +162,10 @@ pub async fn run(out: Output, cmd: PowerCmd) -> Result<()> {
                 took_ms: r.took.as_millis(),
             }
         }
-        Some(a) if !args.yes => {
-            bail!("refusing to power {a} without --yes: this really acts on the host (use --dry-run to see what would happen)");
-        }
         Some(a) => {
             let r = driver.act(a, deadline).await?;
             PowerOut {
-                driver: driver.kind(),
+                driver: driver.kind().to_string(),
                 action: a.to_string(),
                 power: r.verified.to_string(),
                 already: r.already,
@@ -121,8 +175,12 @@ pub async fn run(out: Output, cmd: PowerCmd) -> Result<()> {
             }
         }
     };
+    Ok(result)
+}
+
+fn print(out: Output, result: &PowerOut) -> Result<()> {
     match out {
-        Output::Json => output::json(&result),
+        Output::Json => output::json(result),
         Output::Table => {
             let verb = if result.action == "status" {
                 "power is".to_string()

@@ -63,6 +63,13 @@ impl VigilState {
                 Ok(())
             }
             Command::ApplyInventory { change, stamp } => self.apply_inventory(change, *stamp),
+            Command::OperatorPower {
+                host,
+                action,
+                level,
+                result,
+                stamp,
+            } => self.operator_power(host, action, *level, result.as_deref(), *stamp),
         };
         match result {
             Ok(()) => {
@@ -72,6 +79,7 @@ impl VigilState {
                     Command::TickAll { .. }
                         | Command::SetMemberLiveness { .. }
                         | Command::AssignHosts { .. }
+                        | Command::OperatorPower { .. }
                 ) {
                     self.config_revision += 1;
                 }
@@ -497,6 +505,64 @@ impl VigilState {
             None,
         );
         self.reevaluate_pool(&pool, stamp);
+        Ok(())
+    }
+
+    /// Record an operator's power action. The request is refused while HA may act on
+    /// the host (it must be in maintenance, or its pool disabled) or an intent is in
+    /// flight: an operator and vigil must never both drive one BMC.
+    fn operator_power(
+        &mut self,
+        name: &str,
+        action: &str,
+        level: u32,
+        result: Option<&str>,
+        stamp: Stamp,
+    ) -> Outcome {
+        let h = self
+            .hosts
+            .get(name)
+            .ok_or_else(|| format!("unknown host {name}"))?;
+        if !matches!(action, "on" | "off" | "cycle") {
+            return Err(format!(
+                "power action {action:?}: expected on, off or cycle"
+            ));
+        }
+        if level as usize >= h.spec.fence.len() {
+            return Err(format!(
+                "host {name} has {} fence level(s); level {} does not exist",
+                h.spec.fence.len(),
+                level + 1
+            ));
+        }
+        let pool = h.spec.pool.clone();
+        let what = match result {
+            None => {
+                let pool_enabled = self.pools.get(&pool).is_some_and(|p| p.spec.enabled);
+                if !h.spec.maintenance && pool_enabled {
+                    return Err(format!(
+                        "host {name} is under HA (pool {pool} is enabled): put it in maintenance first (`vigil host maintenance {name} on`) so that vigil and you do not both act on its BMC"
+                    ));
+                }
+                if let Some(i) = h.ha.intent {
+                    return Err(format!(
+                        "host {name} has an action in flight (intent #{i}); wait for it to end"
+                    ));
+                }
+                format!(
+                    "operator power {action} requested (fence level {})",
+                    level + 1
+                )
+            }
+            Some(r) => format!("operator power {action} (fence level {}): {r}", level + 1),
+        };
+        self.push_event(
+            stamp,
+            Some(name),
+            Some(&pool),
+            EventKind::Config { what },
+            None,
+        );
         Ok(())
     }
 

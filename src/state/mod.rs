@@ -173,6 +173,21 @@ pub enum Command {
         /// Who and when.
         stamp: Stamp,
     },
+    /// An operator's power action on a registered host (`vigil power … --host`):
+    /// committed before the BMC is called (`result: None`, validated: the host must be
+    /// out of HA's hands) and again with the outcome, both as events.
+    OperatorPower {
+        /// Host name.
+        host: String,
+        /// `on`, `off` or `cycle`.
+        action: String,
+        /// Fence level whose driver is used (0-based).
+        level: u32,
+        /// `None`: the request; `Some`: what happened.
+        result: Option<String>,
+        /// Who and when.
+        stamp: Stamp,
+    },
     /// A declarative change, all or nothing.
     ApplyInventory {
         /// The change.

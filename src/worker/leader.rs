@@ -42,7 +42,23 @@ pub async fn run(sh: Arc<Shared>, cfg: WorkerConfig, mut stop: watch::Receiver<b
         {
             let mut t = sh.tracker.lock().expect("tracker lock");
             if !t.is_leading() {
-                t.became_leader(sh.mono_ms());
+                let now = sh.mono_ms();
+                let me = sh.member.id();
+                // Judge the members it heard from from when it did, but give everyone
+                // at least half a lease: a live member needs a heartbeat period to
+                // find the new leader, and must not be declared dead for that.
+                let lease = sh.lease_ms();
+                let heard: Vec<_> = sh
+                    .member
+                    .peers()
+                    .into_iter()
+                    .filter(|(id, _)| *id != me)
+                    .filter_map(|(id, _)| {
+                        let ago = sh.member.last_heard(id)?.as_millis() as u64;
+                        Some((id, now.saturating_sub(ago.min(lease / 2))))
+                    })
+                    .collect();
+                t.became_leader(now, &heard);
                 tracing::info!("leader: liveness, assignment and tick duties start");
             }
         }
