@@ -542,3 +542,80 @@ async fn a_joining_member_takes_about_a_quarter_of_the_hosts() {
     assert_eq!(specs.len(), 120);
     ha.stop().await;
 }
+
+/// The orchestrators' signal end to end: `vigil events --follow --type host.fenced`
+/// (a real CLI process long-polling a member) prints the fence of a crashed host, with
+/// its evidence, as one JSON line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_fenced_event_reaches_a_follower_of_the_event_stream() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let ha = Ha::start(5, &[]).await;
+    let url = ha.members[1].url();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "--endpoint",
+            &url,
+            "-o",
+            "json",
+            "events",
+            "--follow",
+            "--type",
+            "host.fenced",
+        ])
+        .env_remove("VIGIL_ENDPOINT")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ha.fleet.crash("h003").unwrap();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("no event within 30 s")
+        .unwrap()
+        .expect("the stream ended");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["type"], "host.fenced", "{line}");
+    assert_eq!(v["host"], "h003");
+    assert!(
+        v["text"].as_str().unwrap().contains("power verified off"),
+        "{line}"
+    );
+    assert_eq!(v["detail"]["HostFenced"]["by"], "sim", "{line}");
+    child.kill().await.unwrap();
+
+    // Bad input is refused with what is allowed.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["--endpoint", &url, "events", "--type", "host.exploded"])
+        .env_remove("VIGIL_ENDPOINT")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("unknown event type") && err.contains("host.fenced"),
+        "{err}"
+    );
+    // The history (no --follow) shows the transitions of that host, oldest first.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "--endpoint",
+            &url,
+            "events",
+            "--host",
+            "h003",
+            "--last",
+            "50",
+        ])
+        .env_remove("VIGIL_ENDPOINT")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    assert!(
+        text.contains("available -> suspect") && text.contains("FENCED"),
+        "{text}"
+    );
+    ha.stop().await;
+}

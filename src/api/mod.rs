@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod error;
+pub mod events;
 pub mod hosts;
 pub mod inventory;
 pub mod pools;
@@ -48,6 +49,7 @@ pub fn router(member: Member<VigilState>) -> Router {
         .route("/api/v1/pools/{name}/enable", post(pools::enable))
         .route("/api/v1/pools/{name}/disable", post(pools::disable))
         .route("/api/v1/pools/{name}/policy", put(pools::set_policy))
+        .route("/api/v1/events", get(events::list))
         .route("/api/v1/hosts", get(hosts::list).post(hosts::add))
         .route(
             "/api/v1/hosts/{name}",

@@ -5,6 +5,7 @@ pub mod client;
 #[macro_use]
 pub mod output;
 pub mod apply;
+pub mod events;
 pub mod host;
 pub mod pool;
 pub mod power;
@@ -65,6 +66,8 @@ pub enum Command {
     Host(host::HostCmd),
     /// Apply a declarative inventory of pools and hosts (atomic: all or nothing).
     Apply(apply::ApplyArgs),
+    /// The event history; with --follow, the live stream.
+    Events(events::EventsArgs),
     /// Read or change one BMC's power directly (test BMC access before enabling HA).
     #[command(subcommand)]
     Power(power::PowerCmd),
@@ -215,6 +218,7 @@ pub async fn run_client(cli: Cli) -> Result<()> {
         Command::Pool(cmd) => pool::run(&api, out, cmd).await,
         Command::Host(cmd) => host::run(&api, out, cmd).await,
         Command::Apply(args) => apply::run(&api, out, args).await,
+        Command::Events(args) => events::run(&api, out, args).await,
     }
 }
 
