@@ -8,6 +8,10 @@ use crate::config::LogFormat;
 /// Install the global subscriber. Safe to call more than once (later calls are no-ops).
 pub fn init(format: LogFormat, default_level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // A full directive list (it has a comma) is used as given.
+        if default_level.contains(',') {
+            return EnvFilter::new(default_level);
+        }
         EnvFilter::new(format!(
             "{default_level},openraft={},sled=warn,hyper=warn",
             if default_level == "error" {

@@ -27,8 +27,11 @@ fn main() {
                 Ok(())
             }
             Command::Dev(args) => {
-                vigil::logging::init(vigil::config::LogFormat::Human, "error");
-                vigil::dev::run(args.members, args.data_dir).await?;
+                vigil::logging::init(
+                    vigil::config::LogFormat::Human,
+                    "warn,openraft=off,vigil_raft=error",
+                );
+                vigil::dev::run(args.members, args.hosts, args.data_dir).await?;
                 Ok(())
             }
             _ => cli::run_client(cli).await,

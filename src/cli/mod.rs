@@ -9,6 +9,7 @@ pub mod events;
 pub mod host;
 pub mod pool;
 pub mod power;
+pub mod sim;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -68,6 +69,8 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// The event history; with --follow, the live stream.
     Events(events::EventsArgs),
+    /// Break and heal the simulated fleet of a running `vigil dev`.
+    Sim(sim::SimArgs),
     /// Read or change one BMC's power directly (test BMC access before enabling HA).
     #[command(subcommand)]
     Power(power::PowerCmd),
@@ -114,6 +117,9 @@ pub struct DevArgs {
     /// Number of members.
     #[arg(long, default_value_t = 3)]
     pub members: usize,
+    /// Number of simulated hosts (their BMCs speak Redfish on loopback); 0 for none.
+    #[arg(long, default_value_t = 50)]
+    pub hosts: usize,
     /// Keep data here instead of a temporary directory (restartable).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -209,9 +215,12 @@ pub async fn run_client(cli: Cli) -> Result<()> {
     if let Command::Power(cmd) = cli.command {
         return power::run(out, cmd, &cli.endpoint, cli.timeout).await;
     }
+    if let Command::Sim(args) = cli.command {
+        return sim::run(out, args).await;
+    }
     let api = ApiClient::new(&cli.endpoint, cli.timeout)?;
     match cli.command {
-        Command::Power(_) => unreachable!("handled above"),
+        Command::Power(_) | Command::Sim(_) => unreachable!("handled above"),
         Command::Serve(_) | Command::Dev(_) => unreachable!("handled in main"),
         Command::Cluster(cmd) => cluster(&api, out, cmd).await,
         Command::Settings(cmd) => settings(&api, out, cmd).await,

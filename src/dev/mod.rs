@@ -7,6 +7,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use vigil_raft::RaftTimings;
 
+pub mod control;
+pub mod fleet;
+
 use crate::error::VigilError;
 use crate::server::{start_member_with, RunningMember, Runtime};
 
@@ -97,8 +100,13 @@ impl DevCluster {
     }
 }
 
-/// Run `vigil dev` until Ctrl-C / SIGTERM.
-pub async fn run(members: usize, data_dir: Option<PathBuf>) -> Result<(), VigilError> {
+/// Run `vigil dev` until Ctrl-C / SIGTERM: `members` members and a simulated fleet of
+/// `hosts` hosts (0: none) in the pool `dev`, with the control API for `vigil sim`.
+pub async fn run(
+    members: usize,
+    hosts: usize,
+    data_dir: Option<PathBuf>,
+) -> Result<(), VigilError> {
     let (dir, _guard) = match data_dir {
         Some(d) => (d, None),
         None => {
@@ -109,33 +117,105 @@ pub async fn run(members: usize, data_dir: Option<PathBuf>) -> Result<(), VigilE
             (t.path().to_path_buf(), Some(t))
         }
     };
+    eprintln!("[1/4] starting {hosts} simulated hosts with Redfish BMCs ...");
+    let sim = fleet::DevFleet::start(hosts).await?;
     eprintln!(
-        "starting a {members}-member vigil cluster in {} ...",
+        "[2/4] starting a {members}-member vigil cluster in {} ...",
         dir.display()
     );
     let runtime = (
-        crate::worker::Providers::default(),
+        crate::worker::Providers {
+            sim: Some(sim.fleet.clone()),
+            label: String::new(),
+        },
         crate::worker::WorkerConfig::default(),
     );
     let cluster =
         DevCluster::start_with(members, &dir, RaftTimings::default(), Some(runtime)).await?;
     let first = cluster.members[0].url();
+    if hosts > 0 {
+        eprintln!(
+            "[3/4] registering pool {} and {hosts} hosts ...",
+            fleet::POOL
+        );
+        let m = &cluster.members[0].member;
+        let stamp = crate::state::Stamp {
+            by: m.id(),
+            at_ms: crate::api::settings::now_ms(),
+        };
+        // Always (also when restarting with --data-dir): the BMCs listen on a new
+        // port each run, and the registered fence levels must point at it.
+        let r = m
+            .write(crate::state::Command::ApplyInventory {
+                change: sim.inventory(),
+                stamp,
+            })
+            .await?;
+        if let crate::state::Response::Rejected { reason } = r {
+            return Err(VigilError::Rejected(reason));
+        }
+        eprint!("[4/4] waiting for the hosts to be checked and Available ...");
+        let end = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let up = m.read_local(|s| {
+                s.hosts
+                    .values()
+                    .filter(|h| h.ha.state == crate::engine::HaState::Available)
+                    .count()
+            });
+            eprint!("\r[4/4] waiting for the hosts to be checked and Available ... {up}/{hosts} ");
+            if up >= hosts || tokio::time::Instant::now() > end {
+                eprintln!();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let members_url: Vec<(u64, String)> = cluster
+        .members
+        .iter()
+        .map(|m| (m.member.id(), m.url()))
+        .collect();
+    let shared = std::sync::Arc::new(tokio::sync::Mutex::new(
+        cluster.members.into_iter().map(Some).collect::<Vec<_>>(),
+    ));
+    let control = control::Control {
+        fleet: sim.fleet.clone(),
+        members: shared.clone(),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| VigilError::io("binding the sim control port", e))?;
+    let sim_url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map_err(|e| VigilError::io("reading the sim control address", e))?
+    );
+    let control_server = tokio::spawn(async move {
+        let _ = axum::serve(listener, control::router(control)).await;
+    });
     println!();
     println!(
-        "vigil dev cluster is up ({members} members, data in {}):",
+        "vigil dev cluster is up ({members} members, {hosts} simulated hosts, data in {}):",
         dir.display()
     );
-    for m in &cluster.members {
-        println!("  member {}  {}", m.member.id(), m.url());
+    for (id, url) in &members_url {
+        println!("  member {id}  {url}");
     }
+    println!("  simulated BMCs (Redfish)  {}", sim.server.url());
+    println!("  sim control               {sim_url}");
     println!();
     println!("Talk to it from another terminal:");
     println!("  export VIGIL_ENDPOINT={first}");
-    println!("  vigil cluster status");
-    println!("  vigil settings list");
-    println!("  vigil settings set member.lease 3s");
-    println!("  vigil apply -f docs/inventory.example.yaml --dry-run");
-    println!("  vigil pool list; vigil host list; vigil host explain NAME");
+    println!("  export VIGIL_SIM_ENDPOINT={sim_url}");
+    println!("  vigil cluster status; vigil host list; vigil events --follow");
+    if let Some(h) = sim.hosts.first() {
+        println!("  vigil sim crash {h}        # its OS dies: watch it get fenced");
+        println!("  vigil host explain {h}");
+        println!("  vigil sim heal {h} && vigil power on --host {h} --dry-run");
+    }
+    println!("  vigil sim kill-member 2      # the fleet stays covered");
     println!("  curl -s {first}/api/v1/cluster/status");
     println!();
     println!(
@@ -148,6 +228,11 @@ pub async fn run(members: usize, data_dir: Option<PathBuf>) -> Result<(), VigilE
     );
     crate::server::shutdown_signal().await;
     eprintln!("stopping ...");
-    cluster.stop().await?;
+    control_server.abort();
+    let members: Vec<RunningMember> = shared.lock().await.drain(..).flatten().collect();
+    for m in members {
+        m.stop().await?;
+    }
+    sim.server.shutdown().await;
     Ok(())
 }
