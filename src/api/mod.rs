@@ -10,6 +10,7 @@ pub mod pools;
 pub mod power;
 pub mod settings;
 pub mod types;
+pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -50,6 +51,8 @@ pub fn router(member: Member<VigilState>) -> Router {
         .route("/api/v1/pools/{name}/disable", post(pools::disable))
         .route("/api/v1/pools/{name}/policy", put(pools::set_policy))
         .route("/api/v1/events", get(events::list))
+        .route("/api/v1/webhooks", get(webhooks::list).post(webhooks::add))
+        .route("/api/v1/webhooks/{id}", delete(webhooks::remove))
         .route("/api/v1/hosts", get(hosts::list).post(hosts::add))
         .route(
             "/api/v1/hosts/{name}",

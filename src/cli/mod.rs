@@ -10,6 +10,7 @@ pub mod host;
 pub mod pool;
 pub mod power;
 pub mod sim;
+pub mod webhook;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -71,6 +72,9 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Break and heal the simulated fleet of a running `vigil dev`.
     Sim(sim::SimArgs),
+    /// Webhooks: receivers of events (e.g. host.fenced for orchestrators).
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCmd),
     /// Read or change one BMC's power directly (test BMC access before enabling HA).
     #[command(subcommand)]
     Power(power::PowerCmd),
@@ -228,6 +232,7 @@ pub async fn run_client(cli: Cli) -> Result<()> {
         Command::Host(cmd) => host::run(&api, out, cmd).await,
         Command::Apply(args) => apply::run(&api, out, args).await,
         Command::Events(args) => events::run(&api, out, args).await,
+        Command::Webhook(cmd) => webhook::run(&api, out, cmd).await,
     }
 }
 

@@ -70,6 +70,16 @@ impl VigilState {
                 result,
                 stamp,
             } => self.operator_power(host, action, *level, result.as_deref(), *stamp),
+            Command::AddWebhook { url, types, stamp } => self.add_webhook(url, types, *stamp),
+            Command::RemoveWebhook { id, stamp } => self.remove_webhook(*id, *stamp),
+            Command::WebhookProgress {
+                id,
+                cursor,
+                delivered,
+                failures,
+                last_error,
+                stamp,
+            } => self.webhook_progress(*id, *cursor, *delivered, *failures, last_error, *stamp),
         };
         match result {
             Ok(()) => {
@@ -80,6 +90,7 @@ impl VigilState {
                         | Command::SetMemberLiveness { .. }
                         | Command::AssignHosts { .. }
                         | Command::OperatorPower { .. }
+                        | Command::WebhookProgress { .. }
                 ) {
                     self.config_revision += 1;
                 }

@@ -9,6 +9,7 @@ mod apply;
 pub mod model;
 pub mod validate;
 mod view;
+pub mod webhook;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -188,6 +189,38 @@ pub enum Command {
         /// Who and when.
         stamp: Stamp,
     },
+    /// Register a webhook: events from now on are delivered to `url`.
+    AddWebhook {
+        /// `http://` or `https://` URL.
+        url: String,
+        /// Event types to deliver (empty: all).
+        types: Vec<String>,
+        /// Who and when.
+        stamp: Stamp,
+    },
+    /// Remove a webhook.
+    RemoveWebhook {
+        /// Webhook id.
+        id: u64,
+        /// Who and when.
+        stamp: Stamp,
+    },
+    /// The leader's delivery progress for a webhook (committed so that a new leader
+    /// continues from it: at-least-once).
+    WebhookProgress {
+        /// Webhook id.
+        id: u64,
+        /// Every event before this `seq` was delivered (or skipped: another type).
+        cursor: u64,
+        /// Deliveries acknowledged in this batch.
+        delivered: u64,
+        /// Consecutive failed attempts (0 after a success).
+        failures: u32,
+        /// The last error, if the last attempt failed.
+        last_error: Option<String>,
+        /// Who and when.
+        stamp: Stamp,
+    },
     /// A declarative change, all or nothing.
     ApplyInventory {
         /// The change.
@@ -273,6 +306,10 @@ pub struct VigilState {
     pub next_event: u64,
     /// Members as the HA layer sees them (liveness is committed, not guessed).
     pub members: BTreeMap<NodeId, model::MemberRecord>,
+    /// Registered webhooks with their committed delivery cursors.
+    pub webhooks: BTreeMap<u64, webhook::Webhook>,
+    /// Id of the next webhook.
+    pub next_webhook: u64,
 }
 
 impl VigilState {

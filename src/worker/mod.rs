@@ -1,7 +1,7 @@
 //! The runtime of a member: the thin async shell around the pure engine, assignment
 //! and liveness logic (DESIGN.md §5 end to end).
 //!
-//! Three loops run on every member:
+//! Four loops run on every member:
 //! - **heartbeat** ([`heartbeat`]): proves this member's liveness to the leader and
 //!   renews its own [`Lease`]; without a valid lease the member starts nothing.
 //! - **leader duties** ([`leader`]), active only on the leader: commits liveness
@@ -10,6 +10,8 @@
 //! - **owner** ([`owner`]): runs the checks of the hosts this member owns, proposes
 //!   only observations that change something (batched, many hosts per Raft entry),
 //!   and executes committed intents ([`action`]) under the ownership rules.
+//! - **webhooks** ([`webhooks`]), active only on the leader: delivers events to the
+//!   registered receivers, at least once, committing its cursor.
 //!
 //! Nothing here decides an HA question: apply (the engine) does, at commit.
 
@@ -18,6 +20,7 @@ pub mod heartbeat;
 pub mod leader;
 pub mod owner;
 pub mod probes;
+pub mod webhooks;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -135,6 +138,7 @@ impl Worker {
         let tasks = vec![
             tokio::spawn(heartbeat::run(shared.clone(), cfg.clone(), rx.clone())),
             tokio::spawn(leader::run(shared.clone(), cfg.clone(), rx.clone())),
+            tokio::spawn(webhooks::run(shared.clone(), cfg.clone(), rx.clone())),
             tokio::spawn(owner::run(shared.clone(), providers, cfg, rx)),
         ];
         Worker {
