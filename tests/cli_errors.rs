@@ -295,3 +295,52 @@ async fn output_into_a_closed_pipe_is_not_a_panic() -> Result<()> {
     }
     Ok(())
 }
+
+/// Where the CLI finds its member: several endpoints are tried in turn (a dead one is
+/// skipped with a note), the CLI config file gives the endpoint when no flag or
+/// variable does, and `-o yaml` gives YAML.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_fail_over_come_from_the_config_file_and_yaml_output() -> Result<()> {
+    let c = ProcCluster::spawn(1, &[]).await?;
+    assert_ok(&cli(&c, 1, &["cluster", "init"]).await?);
+    c.wait_leader(None, Duration::from_secs(60)).await?;
+    let dead = format!("http://127.0.0.1:{}", free_port()?);
+    let both = format!("{dead},{}", c.url(1));
+    let out = run_vigil(
+        &["--endpoint", &both, "settings", "get", "member.lease"],
+        CLI_LIMIT,
+    )
+    .await?;
+    assert_ok(&out);
+    assert_eq!(out.stdout.trim(), "2s");
+    assert!(out.stderr.contains("cannot be reached; trying"), "{out:?}");
+
+    let dir = tempfile::tempdir()?;
+    let cfg = dir.path().join("cli.toml");
+    std::fs::write(&cfg, format!("endpoint = \"{}\"\n", c.url(1)))?;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["-o", "yaml", "cluster", "status"])
+        .env_remove("VIGIL_ENDPOINT")
+        .env("VIGIL_CLI_CONFIG", &cfg)
+        .output()
+        .await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)?;
+    assert_eq!(v["leader"].as_u64(), Some(1), "{text}");
+
+    std::fs::write(&cfg, "endpont = \"typo\"\n")?;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["cluster", "status"])
+        .env_remove("VIGIL_ENDPOINT")
+        .env("VIGIL_CLI_CONFIG", &cfg)
+        .output()
+        .await?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cli.toml"));
+    Ok(())
+}

@@ -80,7 +80,7 @@ pub async fn run(api: &ApiClient, out: Output, args: ApplyArgs) -> Result<()> {
     };
     let r: ApplyResult = api.post("/api/v1/apply", &body).await?;
     match out {
-        Output::Json => output::json(&r),
+        Output::Json | Output::Yaml => output::structured(out, &r),
         Output::Table => {
             print_result(&r);
             Ok(())

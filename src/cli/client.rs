@@ -7,63 +7,117 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use vigil::api::types::ErrorBody;
 
-/// A client bound to one member's base URL.
-#[derive(Debug, Clone)]
+/// A client for the admin API of one or more members. With several endpoints
+/// (`--endpoint http://a:7001,http://b:7001`) a member that cannot be reached is
+/// skipped and the next one is asked — only when the connection failed, so a request
+/// is never sent twice. Any member serves every request (writes are forwarded to the
+/// leader), so this follows the cluster through a member's death.
+#[derive(Debug)]
 pub struct ApiClient {
-    base: String,
+    bases: Vec<String>,
+    current: std::sync::atomic::AtomicUsize,
     http: reqwest::Client,
 }
 
+enum Method<'a> {
+    Get,
+    Delete,
+    Post(&'a serde_json::Value),
+    Put(&'a serde_json::Value),
+}
+
 impl ApiClient {
-    /// Validate the endpoint and build the client.
+    /// Validate the endpoint(s) (comma-separated) and build the client.
     pub fn new(endpoint: &str, timeout: Duration) -> Result<Self> {
-        let url = reqwest::Url::parse(endpoint).with_context(|| {
-            format!("--endpoint {endpoint:?} is not a URL (expected e.g. http://127.0.0.1:7001)")
-        })?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            bail!("--endpoint {endpoint:?} must be an http:// or https:// URL with a host");
+        let mut bases = Vec::new();
+        for e in endpoint.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let url = reqwest::Url::parse(e).with_context(|| {
+                format!("--endpoint {e:?} is not a URL (expected e.g. http://127.0.0.1:7001)")
+            })?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                bail!("--endpoint {e:?} must be an http:// or https:// URL with a host");
+            }
+            bases.push(e.trim_end_matches('/').to_string());
+        }
+        if bases.is_empty() {
+            bail!("--endpoint is empty (expected e.g. http://127.0.0.1:7001)");
         }
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(3))
             .build()?;
         Ok(Self {
-            base: endpoint.trim_end_matches('/').to_string(),
+            bases,
+            current: std::sync::atomic::AtomicUsize::new(0),
             http,
         })
     }
 
     /// GET `path` and decode JSON.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        self.send(self.http.get(self.url(path))).await
+        self.call(Method::Get, path).await
     }
 
     /// POST JSON to `path`.
     pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        self.send(self.http.post(self.url(path)).json(body)).await
+        let v = serde_json::to_value(body)?;
+        self.call(Method::Post(&v), path).await
     }
 
     /// PUT JSON to `path`.
     pub async fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        self.send(self.http.put(self.url(path)).json(body)).await
+        let v = serde_json::to_value(body)?;
+        self.call(Method::Put(&v), path).await
     }
 
     /// DELETE `path`.
     pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        self.send(self.http.delete(self.url(path))).await
+        self.call(Method::Delete, path).await
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+    /// Try the endpoints in turn, starting with the last one that answered.
+    async fn call<T: DeserializeOwned>(&self, m: Method<'_>, path: &str) -> Result<T> {
+        use std::sync::atomic::Ordering;
+        let n = self.bases.len();
+        let first = self.current.load(Ordering::Relaxed);
+        let mut last_err = None;
+        for i in 0..n {
+            let idx = (first + i) % n;
+            let base = &self.bases[idx];
+            let url = format!("{base}{path}");
+            let req = match m {
+                Method::Get => self.http.get(url),
+                Method::Delete => self.http.delete(url),
+                Method::Post(b) => self.http.post(url).json(b),
+                Method::Put(b) => self.http.put(url).json(b),
+            };
+            match req.send().await {
+                Ok(resp) => {
+                    self.current.store(idx, Ordering::Relaxed);
+                    return self.decode(base, resp).await;
+                }
+                Err(e) if e.is_connect() && i + 1 < n => {
+                    eprintln!(
+                        "note: {base} cannot be reached; trying {}",
+                        self.bases[(idx + 1) % n]
+                    );
+                    last_err = Some(e);
+                }
+                Err(e) => return Err(transport(base, e)),
+            }
+        }
+        Err(transport(
+            &self.bases[first],
+            last_err.expect("at least one endpoint was tried"),
+        ))
     }
 
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
-        let resp = req.send().await.map_err(|e| self.transport(e))?;
+    async fn decode<T: DeserializeOwned>(&self, base: &str, resp: reqwest::Response) -> Result<T> {
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| self.transport(e))?;
+        let bytes = resp.bytes().await.map_err(|e| transport(base, e))?;
         if status.is_success() {
             return serde_json::from_slice(&bytes)
-                .with_context(|| format!("unexpected answer from {}", self.base));
+                .with_context(|| format!("unexpected answer from {base}"));
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(body) => {
@@ -74,27 +128,67 @@ impl ApiClient {
                 Err(anyhow!(msg))
             }
             Err(_) => Err(anyhow!(
-                "{} answered HTTP {status}: {}",
-                self.base,
+                "{base} answered HTTP {status}: {}",
                 String::from_utf8_lossy(&bytes).trim()
             )),
         }
     }
+}
 
-    fn transport(&self, e: reqwest::Error) -> anyhow::Error {
-        let mut cause: &dyn std::error::Error = &e;
-        while let Some(next) = cause.source() {
-            cause = next;
-        }
-        if e.is_timeout() {
-            anyhow!("no answer from {} in time ({cause}); the outcome of a write is unknown, check before retrying", self.base)
-        } else if e.is_connect() {
-            anyhow!(
-                "cannot reach vigil at {} ({cause}); is `vigil serve` running there? set --endpoint or VIGIL_ENDPOINT",
-                self.base
-            )
-        } else {
-            anyhow!("request to {} failed: {cause}", self.base)
-        }
+fn transport(base: &str, e: reqwest::Error) -> anyhow::Error {
+    let mut cause: &dyn std::error::Error = &e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    if e.is_timeout() {
+        anyhow!("no answer from {base} in time ({cause}); the outcome of a write is unknown, check before retrying")
+    } else if e.is_connect() {
+        anyhow!(
+            "cannot reach vigil at {base} ({cause}); is `vigil serve` running there? set --endpoint or VIGIL_ENDPOINT (several, comma-separated, are tried in turn)"
+        )
+    } else {
+        anyhow!("request to {base} failed: {cause}")
     }
 }
+
+/// Where the CLI's own configuration lives: `$VIGIL_CLI_CONFIG`, else
+/// `$XDG_CONFIG_HOME/vigil/cli.toml`, else `~/.config/vigil/cli.toml`.
+pub fn config_path() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("VIGIL_CLI_CONFIG") {
+        return Some(p.into());
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".config")))?;
+    Some(base.join("vigil").join("cli.toml"))
+}
+
+/// The endpoint(s) to use: `--endpoint`/`VIGIL_ENDPOINT`, else `endpoint = "…"` in the
+/// CLI config file, else the local default.
+pub fn resolve_endpoint(flag: Option<&str>) -> Result<String> {
+    if let Some(e) = flag {
+        return Ok(e.to_string());
+    }
+    if let Some(p) = config_path() {
+        match std::fs::read_to_string(&p) {
+            Ok(text) => {
+                #[derive(serde::Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct CliConfig {
+                    endpoint: Option<String>,
+                }
+                let c: CliConfig = toml::from_str(&text)
+                    .with_context(|| format!("reading the CLI config {}", p.display()))?;
+                if let Some(e) = c.endpoint {
+                    return Ok(e);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(anyhow!("reading the CLI config {}: {e}", p.display())),
+        }
+    }
+    Ok(DEFAULT_ENDPOINT.to_string())
+}
+
+/// The endpoint when nothing says otherwise.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7001";

@@ -2,7 +2,8 @@
 //! with `--follow` the live stream (long polling `GET /api/v1/events`), until Ctrl-C.
 //!
 //! Table output prints one line per event; `-o json` prints one JSON object per line
-//! (NDJSON), so `vigil events --follow -o json | jq` works as a stream.
+//! (NDJSON), so `vigil events --follow -o json | jq` works as a stream; `-o yaml` one
+//! YAML document per event.
 
 use std::time::Duration;
 
@@ -66,6 +67,7 @@ fn urlencode(s: &str) -> String {
 fn print(out: Output, e: &EventView) -> Result<()> {
     match out {
         Output::Json => outln!("{}", serde_json::to_string(e)?),
+        Output::Yaml => outln!("---\n{}", serde_yaml_ng::to_string(e)?.trim_end()),
         Output::Table => {
             let when = humantime::format_rfc3339_millis(
                 std::time::UNIX_EPOCH + Duration::from_millis(e.at_ms),

@@ -245,7 +245,7 @@ pub async fn run(api: &ApiClient, out: Output, cmd: HostCmd) -> Result<()> {
             };
             let hosts: Vec<HostView> = api.get(&path).await?;
             match out {
-                Output::Json => output::json(&hosts),
+                Output::Json | Output::Yaml => output::structured(out, &hosts),
                 Output::Table => {
                     print_list(&hosts);
                     Ok(())
@@ -255,7 +255,7 @@ pub async fn run(api: &ApiClient, out: Output, cmd: HostCmd) -> Result<()> {
         HostCmd::Show { name } => {
             let h: HostView = api.get(&format!("/api/v1/hosts/{}", enc(&name))).await?;
             match out {
-                Output::Json => output::json(&h),
+                Output::Json | Output::Yaml => output::structured(out, &h),
                 Output::Table => {
                     print_host(&h);
                     Ok(())
@@ -265,7 +265,7 @@ pub async fn run(api: &ApiClient, out: Output, cmd: HostCmd) -> Result<()> {
         HostCmd::Remove { name } => {
             let r: Removed = api.delete(&format!("/api/v1/hosts/{}", enc(&name))).await?;
             match out {
-                Output::Json => output::json(&r),
+                Output::Json | Output::Yaml => output::structured(out, &r),
                 Output::Table => {
                     outln!("host {} removed   (revision {})", r.removed, r.revision);
                     Ok(())
@@ -293,7 +293,7 @@ pub async fn run(api: &ApiClient, out: Output, cmd: HostCmd) -> Result<()> {
                 .get(&format!("/api/v1/hosts/{}/explain", enc(&name)))
                 .await?;
             match out {
-                Output::Json => output::json(&e),
+                Output::Json | Output::Yaml => output::structured(out, &e),
                 Output::Table => {
                     print_explain(&e);
                     Ok(())
@@ -318,7 +318,7 @@ async fn admin(api: &ApiClient, out: Output, name: &str, op: &str) -> Result<()>
 
 fn print_write(out: Output, w: &HostWrite, what: &str) -> Result<()> {
     match out {
-        Output::Json => output::json(w),
+        Output::Json | Output::Yaml => output::structured(out, w),
         Output::Table => {
             let h = &w.host;
             outln!(

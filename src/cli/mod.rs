@@ -28,14 +28,11 @@ use self::output::{enc, opt, table, Output};
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Member API URL, e.g. http://127.0.0.1:7001 (any member works).
-    #[arg(
-        long,
-        global = true,
-        env = "VIGIL_ENDPOINT",
-        default_value = "http://127.0.0.1:7001"
-    )]
-    pub endpoint: String,
+    /// Member API URL(s), e.g. http://127.0.0.1:7001 (any member works; several,
+    /// comma-separated, are tried in turn). Default: `endpoint` in the CLI config
+    /// (~/.config/vigil/cli.toml), else http://127.0.0.1:7001.
+    #[arg(long, global = true, env = "VIGIL_ENDPOINT")]
+    pub endpoint: Option<String>,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
     pub output: Output,
@@ -216,13 +213,14 @@ impl ServeArgs {
 /// Run a client command.
 pub async fn run_client(cli: Cli) -> Result<()> {
     let out = cli.output;
+    let endpoint = client::resolve_endpoint(cli.endpoint.as_deref())?;
     if let Command::Power(cmd) = cli.command {
-        return power::run(out, cmd, &cli.endpoint, cli.timeout).await;
+        return power::run(out, cmd, &endpoint, cli.timeout).await;
     }
     if let Command::Sim(args) = cli.command {
         return sim::run(out, args).await;
     }
-    let api = ApiClient::new(&cli.endpoint, cli.timeout)?;
+    let api = ApiClient::new(&endpoint, cli.timeout)?;
     match cli.command {
         Command::Power(_) | Command::Sim(_) => unreachable!("handled above"),
         Command::Serve(_) | Command::Dev(_) => unreachable!("handled in main"),
@@ -257,7 +255,7 @@ async fn cluster(api: &ApiClient, out: Output, cmd: ClusterCmd) -> Result<()> {
         ClusterCmd::Status => api.get("/api/v1/cluster/status").await?,
     };
     match out {
-        Output::Json => output::json(&status),
+        Output::Json | Output::Yaml => output::structured(out, &status),
         Output::Table => {
             print_status(&status);
             Ok(())
@@ -314,7 +312,7 @@ async fn settings(api: &ApiClient, out: Output, cmd: SettingsCmd) -> Result<()> 
         SettingsCmd::List => {
             let list: Vec<SettingView> = api.get("/api/v1/settings").await?;
             match out {
-                Output::Json => output::json(&list),
+                Output::Json | Output::Yaml => output::structured(out, &list),
                 Output::Table => {
                     let rows: Vec<Vec<String>> = list
                         .iter()
@@ -343,7 +341,7 @@ async fn settings(api: &ApiClient, out: Output, cmd: SettingsCmd) -> Result<()> 
         SettingsCmd::Get { key } => {
             let s: SettingView = api.get(&format!("/api/v1/settings/{}", enc(&key))).await?;
             match out {
-                Output::Json => output::json(&s),
+                Output::Json | Output::Yaml => output::structured(out, &s),
                 Output::Table => {
                     outln!("{}", s.value);
                     Ok(())
@@ -370,7 +368,7 @@ async fn settings(api: &ApiClient, out: Output, cmd: SettingsCmd) -> Result<()> 
 
 fn print_write(out: Output, r: &WriteResult) -> Result<()> {
     match out {
-        Output::Json => output::json(r),
+        Output::Json | Output::Yaml => output::structured(out, r),
         Output::Table => {
             outln!(
                 "{} = {}   (revision {})",

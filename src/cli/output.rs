@@ -34,6 +34,20 @@ pub enum Output {
     Table,
     /// One JSON document for scripts.
     Json,
+    /// One YAML document for people who like YAML.
+    Yaml,
+}
+
+/// Print `value` as JSON or YAML (for `-o json` / `-o yaml`; a table is the caller's).
+pub fn structured<T: Serialize>(out: Output, value: &T) -> anyhow::Result<()> {
+    match out {
+        Output::Yaml => {
+            let text = serde_yaml_ng::to_string(value)?;
+            outln!("{}", text.trim_end());
+            Ok(())
+        }
+        _ => json(value),
+    }
 }
 
 /// Print `value` as pretty JSON.

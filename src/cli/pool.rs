@@ -101,7 +101,7 @@ pub async fn run(api: &ApiClient, out: Output, cmd: PoolCmd) -> Result<()> {
         PoolCmd::List => {
             let pools: Vec<PoolView> = api.get("/api/v1/pools").await?;
             match out {
-                Output::Json => output::json(&pools),
+                Output::Json | Output::Yaml => output::structured(out, &pools),
                 Output::Table => {
                     print_list(&pools);
                     Ok(())
@@ -111,7 +111,7 @@ pub async fn run(api: &ApiClient, out: Output, cmd: PoolCmd) -> Result<()> {
         PoolCmd::Show { name } => {
             let p: PoolView = api.get(&format!("/api/v1/pools/{}", enc(&name))).await?;
             match out {
-                Output::Json => output::json(&p),
+                Output::Json | Output::Yaml => output::structured(out, &p),
                 Output::Table => {
                     print_pool(&p);
                     Ok(())
@@ -155,7 +155,7 @@ pub async fn run(api: &ApiClient, out: Output, cmd: PoolCmd) -> Result<()> {
         PoolCmd::Remove { name } => {
             let r: Removed = api.delete(&format!("/api/v1/pools/{}", enc(&name))).await?;
             match out {
-                Output::Json => output::json(&r),
+                Output::Json | Output::Yaml => output::structured(out, &r),
                 Output::Table => {
                     outln!("pool {} removed   (revision {})", r.removed, r.revision);
                     Ok(())
@@ -167,7 +167,7 @@ pub async fn run(api: &ApiClient, out: Output, cmd: PoolCmd) -> Result<()> {
 
 fn print_write(out: Output, w: &PoolWrite, what: &str) -> Result<()> {
     match out {
-        Output::Json => output::json(w),
+        Output::Json | Output::Yaml => output::structured(out, w),
         Output::Table => {
             let p = &w.pool;
             outln!(

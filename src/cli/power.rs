@@ -180,7 +180,7 @@ async fn direct(fence: &str, action: Option<PowerAction>, args: &PowerArgs) -> R
 
 fn print(out: Output, result: &PowerOut) -> Result<()> {
     match out {
-        Output::Json => output::json(result),
+        Output::Json | Output::Yaml => output::structured(out, result),
         Output::Table => {
             let verb = if result.action == "status" {
                 "power is".to_string()

@@ -94,8 +94,8 @@ pub async fn run(out: Output, a: SimArgs) -> Result<()> {
         SimCmd::Truth => api.get("/sim/truth").await,
     }
     .with_context(|| format!("talking to the vigil dev control API at {endpoint}"))?;
-    if out == Output::Json {
-        return output::json(&v);
+    if out != Output::Table {
+        return output::structured(out, &v);
     }
     match &a.cmd {
         SimCmd::Hosts => {

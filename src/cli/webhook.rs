@@ -75,7 +75,7 @@ pub async fn run(api: &ApiClient, out: Output, cmd: WebhookCmd) -> Result<()> {
         WebhookCmd::Remove { id } => {
             let v: serde_json::Value = api.delete(&format!("/api/v1/webhooks/{id}")).await?;
             return match out {
-                Output::Json => output::json(&v),
+                Output::Json | Output::Yaml => output::structured(out, &v),
                 Output::Table => {
                     outln!("webhook {id} removed");
                     Ok(())
@@ -84,7 +84,7 @@ pub async fn run(api: &ApiClient, out: Output, cmd: WebhookCmd) -> Result<()> {
         }
     };
     match out {
-        Output::Json => output::json(&list),
+        Output::Json | Output::Yaml => output::structured(out, &list),
         Output::Table => {
             outln!("{}", output::table(&HEADER, &rows(&list)));
             Ok(())
