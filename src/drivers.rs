@@ -4,7 +4,9 @@
 //! Options understood per kind:
 //! - `redfish`: address = BMC URL (`https://bmc` — `https://` is assumed when no scheme
 //!   is given); options `system_id`, `ca_file`, `insecure` (`true` to skip TLS checks,
-//!   an explicit opt-in), `poll_interval_ms`.
+//!   an explicit opt-in), `poll_interval_ms`, `auth` (`basic`, `session` — a Redfish
+//!   session: the password is sent once, then a token, logged out when the driver
+//!   is dropped — or `auto`, the default: a session when the BMC offers one).
 //! - `script`: address = path of a fence-agents compatible program; the username is
 //!   passed as `username=…`; every option is passed as `key=value` on stdin (e.g. `ip`,
 //!   `ipport`, `lanplus`).
@@ -25,7 +27,7 @@ use std::time::Duration;
 
 use vigil_providers::ipmi::{IpmiConfig, IpmiDriver, Privilege};
 use vigil_providers::ipmitool::{IpmitoolConfig, IpmitoolDriver};
-use vigil_providers::redfish::{RedfishConfig, RedfishDriver};
+use vigil_providers::redfish::{RedfishAuth, RedfishConfig, RedfishDriver};
 use vigil_providers::script::ScriptDriver;
 use vigil_providers::PowerDriver;
 
@@ -48,7 +50,11 @@ pub fn redfish_config(spec: &DriverSpec) -> Result<RedfishConfig, String> {
                 cfg.insecure = match v.as_str() {
                     "true" | "yes" | "1" => true,
                     "false" | "no" | "0" => false,
-                    _ => return Err(format!("redfish option insecure={v:?}: expected true or false")),
+                    _ => {
+                        return Err(format!(
+                            "redfish option insecure={v:?}: expected true or false"
+                        ))
+                    }
                 }
             }
             "poll_interval_ms" => {
@@ -57,9 +63,18 @@ pub fn redfish_config(spec: &DriverSpec) -> Result<RedfishConfig, String> {
                     .map_err(|_| format!("redfish option poll_interval_ms={v:?}: not a number"))?;
                 cfg.poll_interval = Duration::from_millis(ms.max(50));
             }
+            "auth" => {
+                cfg.auth = RedfishAuth::parse(v).ok_or_else(|| {
+                    format!(
+                        "redfish option auth={v:?}: expected one of {}",
+                        RedfishAuth::NAMES
+                    )
+                })?
+            }
             _ => {
                 return Err(format!(
-                    "unknown redfish option {k:?}; known: system_id, ca_file, insecure, poll_interval_ms"
+                    "unknown redfish option {k:?}; known: system_id, ca_file, insecure, \
+                     poll_interval_ms, auth"
                 ))
             }
         }
@@ -194,6 +209,7 @@ mod tests {
         assert!(e.contains("insecure"), "{e}");
         let e = power_driver(&spec(DriverKind::Redfish, "bmc", &[("colour", "red")])).unwrap_err();
         assert!(e.contains("unknown redfish option"), "{e}");
+        assert!(e.contains("auth"), "{e}");
         assert_eq!(
             power_driver(&spec(
                 DriverKind::Script,
@@ -244,5 +260,25 @@ mod tests {
             &[("colour", "red")]
         ))
         .is_err());
+    }
+
+    #[test]
+    fn redfish_auth_option() {
+        let auth = |v: &str| redfish_config(&spec(DriverKind::Redfish, "bmc", &[("auth", v)]));
+        assert_eq!(auth("basic").unwrap().auth, RedfishAuth::Basic);
+        assert_eq!(auth("session").unwrap().auth, RedfishAuth::Session);
+        assert_eq!(auth("Auto").unwrap().auth, RedfishAuth::Auto);
+        assert_eq!(
+            redfish_config(&spec(DriverKind::Redfish, "bmc", &[]))
+                .unwrap()
+                .auth,
+            RedfishAuth::Auto,
+            "the default"
+        );
+        let e = auth("kerberos").unwrap_err();
+        assert!(
+            e.contains("auth=\"kerberos\"") && e.contains("basic, session, auto"),
+            "{e}"
+        );
     }
 }

@@ -1,13 +1,17 @@
 //! The real Redfish driver against the simulated fleet served as Redfish over HTTP
 //! ([`SimRedfishServer`]), judged by the fleet's ground truth. In-process, loopback
-//! only, a few seconds in all.
+//! only, a few seconds in all. Also: session auth against the server's
+//! `SessionService` (logins, re-login, logout, leaks), and the `redfish-power`
+//! activity check reading the server's watts.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use vigil_providers::redfish::{RedfishConfig, RedfishDriver};
+use vigil_providers::check::{ActivityCheck, ActivityResult};
+use vigil_providers::checks::RedfishPowerActivity;
+use vigil_providers::redfish::{RedfishAuth, RedfishConfig, RedfishDriver};
 use vigil_providers::sim::{
     BmcFault, PowerChange, SimCredentials, SimFleet, SimRedfishServer, IDLE_WATTS, RESET_TYPES,
     WORKING_WATTS,
@@ -48,6 +52,12 @@ fn config(server: &SimRedfishServer, host: &str) -> RedfishConfig {
 
 fn driver(server: &SimRedfishServer, host: &str) -> RedfishDriver {
     RedfishDriver::new(config(server, host)).unwrap()
+}
+
+fn driver_with(server: &SimRedfishServer, host: &str, auth: RedfishAuth) -> RedfishDriver {
+    let mut c = config(server, host);
+    c.auth = auth;
+    RedfishDriver::new(c).unwrap()
 }
 
 fn within(d: Duration) -> Instant {
@@ -516,4 +526,341 @@ async fn fifty_systems_on_one_listener_each_fenced_once() {
     assert!(offs.values().all(|n| *n == 1), "{offs:?}");
     assert!(log.iter().all(|c| c.cause.label == "redfish ForceOff"));
     Arc::into_inner(server).unwrap().shutdown().await;
+}
+
+#[tokio::test]
+async fn session_login_once_then_status_off_on_with_the_token() {
+    let (fleet, server) = serve(&["a"]).await;
+    let d = driver_with(&server, "a", RedfishAuth::Session);
+    assert_eq!(d.status(within(OK)).await.unwrap().state, PowerState::On);
+    let r = d.act(PowerAction::Off, within(OK)).await.unwrap();
+    assert_eq!(r.verified, PowerState::Off);
+    assert_eq!(power(&fleet, "a"), PowerState::Off);
+    let r = d.act(PowerAction::On, within(OK)).await.unwrap();
+    assert_eq!(r.verified, PowerState::On);
+    // The password travelled once, in the login; everything else carried the token.
+    assert_eq!(server.logins(), 1);
+    assert_eq!(server.basic_auth_requests(), 0);
+    assert_eq!(server.live_sessions(), 1);
+    assert!(!format!("{d:?}").contains(PASSWORD));
+
+    d.close(within(OK)).await.unwrap();
+    assert_eq!(server.live_sessions(), 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn auto_uses_a_session_when_offered_and_basic_auth_when_not() {
+    let (_fleet, server) = serve(&["a"]).await;
+    let d = driver(&server, "a");
+    assert_eq!(d.status(within(OK)).await.unwrap().state, PowerState::On);
+    assert_eq!((server.logins(), server.basic_auth_requests()), (1, 0));
+    assert_eq!(server.live_sessions(), 1);
+    d.close(within(OK)).await.unwrap();
+
+    // A BMC without a SessionService (like sushy-emulator): Auto falls back to basic.
+    server.set_session_service(false);
+    let d = driver(&server, "a");
+    assert_eq!(d.status(within(OK)).await.unwrap().state, PowerState::On);
+    d.act(PowerAction::Off, within(OK)).await.unwrap();
+    assert_eq!(server.logins(), 1, "no new login");
+    assert!(
+        server.basic_auth_requests() >= 3,
+        "{}",
+        server.basic_auth_requests()
+    );
+    assert_eq!(server.live_sessions(), 0);
+    d.close(within(OK)).await.unwrap();
+
+    // Explicit session auth there is a clear, permanent error.
+    let err = driver_with(&server, "a", RedfishAuth::Session)
+        .status(within(OK))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, DriverError::Permanent(m) if m.contains("404") && m.contains("session login") && m.contains("auth basic")),
+        "{err:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn explicit_basic_auth_never_logs_in() {
+    let (fleet, server) = serve(&["a"]).await;
+    let d = driver_with(&server, "a", RedfishAuth::Basic);
+    d.status(within(OK)).await.unwrap();
+    d.act(PowerAction::Off, within(OK)).await.unwrap();
+    assert_eq!(power(&fleet, "a"), PowerState::Off);
+    assert_eq!(server.logins(), 0);
+    assert_eq!(server.live_sessions(), 0);
+    assert!(server.basic_auth_requests() >= 3);
+    d.close(within(OK)).await.unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn expired_session_logs_in_again_transparently() {
+    let (fleet, server) = serve(&["a"]).await;
+    let d = driver(&server, "a");
+    d.status(within(OK)).await.unwrap();
+    // The BMC reboots: every session is gone.
+    server.expire_sessions();
+    assert_eq!(server.live_sessions(), 0);
+    assert_eq!(d.status(within(OK)).await.unwrap().state, PowerState::On);
+    assert_eq!(server.logins(), 2);
+    assert_eq!(server.live_sessions(), 1);
+
+    // In the middle of an action too.
+    server.expire_sessions();
+    let r = d.act(PowerAction::Off, within(OK)).await.unwrap();
+    assert_eq!(r.verified, PowerState::Off);
+    assert_eq!(fleet.power_offs("a"), 1);
+    assert_eq!(server.logins(), 3);
+    assert_eq!(server.basic_auth_requests(), 0);
+    d.close(within(OK)).await.unwrap();
+    assert_eq!(server.live_sessions(), 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn wrong_password_is_permanent_at_login_and_never_shown() {
+    let (fleet, server) = serve(&["a"]).await;
+    for auth in [RedfishAuth::Auto, RedfishAuth::Session] {
+        let mut c = config(&server, "a");
+        c.password = "wrong-secret".into();
+        c.auth = auth;
+        let d = RedfishDriver::new(c).unwrap();
+        let err = d.act(PowerAction::Off, within(OK)).await.unwrap_err();
+        assert!(
+            matches!(&err, DriverError::Permanent(m)
+                if m.contains("login") && m.contains("401") && m.contains("bad credentials")),
+            "{auth}: {err:?}"
+        );
+        assert!(!err.to_string().contains("wrong-secret"), "{err}");
+    }
+    assert_eq!(server.logins(), 2, "one login attempt per call, no retry");
+    assert_eq!(server.live_sessions(), 0);
+    assert!(fleet.ground_truth().is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_session_per_driver_and_close_leaves_none() {
+    let (_fleet, server) = serve(&["a"]).await;
+    let d = Arc::new(driver(&server, "a"));
+    // Concurrent first calls share one login.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let d = d.clone();
+            tokio::spawn(async move { d.status(within(OK)).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(server.logins(), 1);
+    for i in 0..50 {
+        match i % 3 {
+            0 => {
+                d.status(within(OK)).await.unwrap();
+            }
+            1 => {
+                d.act(PowerAction::Off, within(OK)).await.unwrap();
+            }
+            _ => {
+                d.act(PowerAction::On, within(OK)).await.unwrap();
+            }
+        }
+    }
+    assert_eq!(server.live_sessions(), 1);
+    assert_eq!(server.logins(), 1);
+    d.close(within(OK)).await.unwrap();
+    assert_eq!(server.live_sessions(), 0);
+    d.close(within(OK)).await.unwrap();
+
+    // Used again after close: a new session, which close ends again.
+    d.status(within(OK)).await.unwrap();
+    assert_eq!((server.logins(), server.live_sessions()), (2, 1));
+    d.close(within(OK)).await.unwrap();
+    assert_eq!(server.live_sessions(), 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn dropping_a_driver_logs_its_session_out() {
+    let (_fleet, server) = serve(&["a"]).await;
+    for _ in 0..5 {
+        let d = driver(&server, "a");
+        d.status(within(OK)).await.unwrap();
+    }
+    assert_eq!(server.logins(), 5);
+    let start = Instant::now();
+    while server.live_sessions() > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{} sessions still live",
+            server.live_sessions()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn redfish_power_activity_tells_work_from_idle_hung_crashed_and_off() {
+    let (fleet, server) = serve(&["a"]).await;
+    // The idle floor draws power too: only above it is work.
+    let check = RedfishPowerActivity::new(driver(&server, "a")).threshold(IDLE_WATTS);
+    let active = |r: &ActivityResult| matches!(r, ActivityResult::Active { .. });
+    let inactive = |r: &ActivityResult| matches!(r, ActivityResult::Inactive { .. });
+
+    let r = check.check(within(OK)).await;
+    assert!(
+        active(&r) && format!("{r:?}").contains(&format!("{WORKING_WATTS} W")),
+        "{r:?}"
+    );
+
+    fleet.set_working("a", false).unwrap();
+    let r = check.check(within(OK)).await;
+    assert!(inactive(&r), "idle: {r:?}");
+    fleet.set_working("a", true).unwrap();
+
+    fleet.hang("a").unwrap();
+    let r = check.check(within(OK)).await;
+    assert!(
+        inactive(&r) && format!("{r:?}").contains(&format!("{IDLE_WATTS} W")),
+        "hung: {r:?}"
+    );
+    fleet.crash("a").unwrap();
+    let r = check.check(within(OK)).await;
+    assert!(inactive(&r), "crashed: {r:?}");
+    fleet.heal("a").unwrap();
+    assert!(active(&check.check(within(OK)).await));
+
+    fleet.set_power("a", PowerState::Off, "pulled").unwrap();
+    let r = check.check(within(OK)).await;
+    assert!(
+        inactive(&r) && format!("{r:?}").contains("0 W"),
+        "off: {r:?}"
+    );
+    fleet.set_power("a", PowerState::On, "plugged").unwrap();
+
+    // Without a threshold, a hung host's idle draw reads as activity.
+    fleet.hang("a").unwrap();
+    let r = RedfishPowerActivity::new(driver(&server, "a"))
+        .check(within(OK))
+        .await;
+    assert!(active(&r), "threshold 0: {r:?}");
+    fleet.heal("a").unwrap();
+
+    // A BMC that never answers: an error (it says nothing about the host), by the
+    // deadline.
+    fleet.set_fault("a", BmcFault::Timeout).unwrap();
+    let budget = Duration::from_millis(400);
+    let start = Instant::now();
+    let r = check.check(start + budget).await;
+    assert!(
+        matches!(&r, ActivityResult::Error { reason } if reason.contains("no answer")),
+        "{r:?}"
+    );
+    returned_at(start, budget);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn session_service_protocol_login_token_logout() {
+    let (_fleet, server) = serve(&["a"]).await;
+    let client = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", server.url());
+    let sessions = "/redfish/v1/SessionService/Sessions";
+
+    let root: serde_json::Value = client
+        .get(url("/redfish/v1/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(root["Links"]["Sessions"]["@odata.id"], sessions);
+    assert_eq!(
+        root["SessionService"]["@odata.id"],
+        "/redfish/v1/SessionService"
+    );
+
+    let login = |user: &str, pw: &str| {
+        client
+            .post(url(sessions))
+            .json(&serde_json::json!({"UserName": user, "Password": pw}))
+            .send()
+    };
+    assert_eq!(login(USER, "nope").await.unwrap().status(), 401);
+    let bad = client.post(url(sessions)).body("{}").send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let r = login(USER, PASSWORD).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let token = r.headers()["x-auth-token"].to_str().unwrap().to_string();
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with(sessions), "{location}");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["@odata.id"], location.as_str());
+    assert!(!body.to_string().contains(PASSWORD), "{body}");
+
+    let with_token = |m: reqwest::Method, p: &str| {
+        client
+            .request(m, url(p))
+            .header("X-Auth-Token", &token)
+            .send()
+    };
+    let sys = with_token(reqwest::Method::GET, "/redfish/v1/Systems/a")
+        .await
+        .unwrap();
+    assert_eq!(sys.status(), 200);
+    let list: serde_json::Value = with_token(reqwest::Method::GET, sessions)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["Members"][0]["@odata.id"], location.as_str());
+    let bogus = client
+        .get(url("/redfish/v1/Systems/a"))
+        .header("X-Auth-Token", "bogus")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bogus.status(), 401);
+
+    let del = with_token(reqwest::Method::DELETE, &location)
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 204);
+    assert_eq!(server.live_sessions(), 0);
+    let after = with_token(reqwest::Method::GET, "/redfish/v1/Systems/a")
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401, "the token stops working");
+    assert_eq!(server.basic_auth_requests(), 0);
+
+    // Switched off: not advertised, not served; basic auth still works.
+    server.set_session_service(false);
+    let root: serde_json::Value = client
+        .get(url("/redfish/v1/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(root.get("Links").is_none() && root.get("SessionService").is_none());
+    assert_eq!(login(USER, PASSWORD).await.unwrap().status(), 404);
+    let r = client
+        .get(url("/redfish/v1/Systems/a"))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(server.basic_auth_requests(), 1);
+    server.shutdown().await;
 }

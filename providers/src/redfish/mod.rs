@@ -1,6 +1,11 @@
 //! The `redfish` power driver: DMTF Redfish over HTTPS (or HTTP on a lab network),
-//! basic auth, one ComputerSystem per driver.
+//! basic or session auth, one ComputerSystem per driver.
 //!
+//! - **Authentication** ([`RedfishConfig::auth`], see [`session`]): basic auth, or a
+//!   Redfish session (one login through the `SessionService`, then `X-Auth-Token`;
+//!   logged in again once when the BMC forgets it, logged out by
+//!   [`RedfishDriver::close`] or on drop). The default, [`RedfishAuth::Auto`], uses a
+//!   session when the service root advertises one.
 //! - **Discovery**: `GET /redfish/v1/` → `Systems` link → the collection's members;
 //!   the system is the one whose id (last path segment, or its `Id` / `Name`) is
 //!   [`RedfishConfig::system_id`], or the only member when no id is given. Several
@@ -23,7 +28,8 @@
 //!   reliable "restart done" signal. An `Off` seen in between is waited out (the
 //!   report then says it was seen). A cycle via `ForceOff` then `On` is verified in
 //!   both steps.
-//! - **Errors**: 401/403 → Permanent ("bad credentials"); 404 → Permanent; 501 (reset
+//! - **Errors**: 401/403 → Permanent ("bad credentials"; a 401 to a session's token
+//!   first gets one fresh login and one retry); 404 → Permanent; 501 (reset
 //!   type not implemented) and other 4xx → Permanent; 5xx, connection errors and
 //!   unreadable answers → Retryable; a certificate that does not verify → Permanent.
 //!   Every request is bounded by the caller's deadline.
@@ -34,6 +40,7 @@
 //! - `Debug` never shows the password; no error message contains it.
 
 mod reset;
+pub mod session;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -41,6 +48,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -48,6 +56,8 @@ use tokio::time::Instant;
 use crate::error::DriverError;
 use crate::power::{within, ActionReport, PowerAction, PowerDriver, PowerReading, PowerState};
 use reset::{ResetPlan, SystemPower};
+pub use session::RedfishAuth;
+use session::{AuthState, Credential};
 
 /// Pause between two reads of `PowerState` while verifying an action.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -61,10 +71,12 @@ pub struct RedfishConfig {
     /// Base address of the BMC, `https://10.0.0.5` or `http://127.0.0.1:8000` (a path
     /// is ignored: discovery starts at `/redfish/v1/`).
     pub endpoint: String,
-    /// Basic-auth user.
+    /// User (basic auth, or the session login).
     pub username: String,
-    /// Basic-auth password.
+    /// Password (basic auth, or the session login).
     pub password: String,
+    /// Basic auth, a Redfish session, or whichever the BMC offers (the default).
+    pub auth: RedfishAuth,
     /// The system's id (last segment of its address, or its `Id` or `Name`); `None`:
     /// the service must have exactly one system.
     pub system_id: Option<String>,
@@ -87,6 +99,7 @@ impl RedfishConfig {
             endpoint: endpoint.into(),
             username: username.into(),
             password: password.into(),
+            auth: RedfishAuth::default(),
             system_id: None,
             ca_file: None,
             insecure: false,
@@ -108,6 +121,7 @@ impl fmt::Debug for RedfishConfig {
                     "(set)"
                 },
             )
+            .field("auth", &self.auth)
             .field("system_id", &self.system_id)
             .field("ca_file", &self.ca_file)
             .field("insecure", &self.insecure)
@@ -116,13 +130,19 @@ impl fmt::Debug for RedfishConfig {
     }
 }
 
-/// A power driver speaking Redfish. `Debug` never shows the password.
+/// A power driver speaking Redfish. `Debug` never shows the password (nor a
+/// session's token).
+///
+/// Under session auth, call [`RedfishDriver::close`] when done with it; dropping it
+/// inside a tokio runtime logs out too, in the background.
 pub struct RedfishDriver {
     config: RedfishConfig,
     base: Url,
     client: reqwest::Client,
     /// The system's address once discovered.
     system: Mutex<Option<Url>>,
+    /// The authentication scheme and the session (one per driver).
+    auth: tokio::sync::Mutex<AuthState>,
 }
 
 impl fmt::Debug for RedfishDriver {
@@ -137,6 +157,13 @@ impl fmt::Debug for RedfishDriver {
 struct Answer {
     status: StatusCode,
     body: Value,
+}
+
+/// An HTTP answer, not yet judged.
+struct Raw {
+    status: StatusCode,
+    headers: HeaderMap,
+    text: String,
 }
 
 impl RedfishDriver {
@@ -185,6 +212,7 @@ impl RedfishDriver {
             .build()
             .map_err(|e| DriverError::Permanent(format!("redfish client: {e}")))?;
         Ok(RedfishDriver {
+            auth: tokio::sync::Mutex::new(AuthState::new(config.auth)),
             config,
             base,
             client,
@@ -275,7 +303,8 @@ impl RedfishDriver {
             .map_err(|e| DriverError::Permanent(format!("redfish: bad link {path:?}: {e}")))
     }
 
-    /// One request, bounded by `deadline`; the status is classified here.
+    /// One request, authenticated, bounded by `deadline`; the status is classified
+    /// here. A `401` to a session's token logs in again and repeats the request once.
     async fn request(
         &self,
         method: Method,
@@ -284,59 +313,89 @@ impl RedfishDriver {
         deadline: Instant,
     ) -> Result<Answer, DriverError> {
         let what = format!("{method} {}", url.path());
+        let fut = async {
+            let cred = self.credential(deadline).await?;
+            let mut raw = self
+                .send(&method, url, body.as_ref(), &cred, &what, deadline)
+                .await?;
+            if raw.status == StatusCode::UNAUTHORIZED {
+                if let Credential::Token(stale) = &cred {
+                    let fresh = self.relogin(stale, deadline).await?;
+                    raw = self
+                        .send(&method, url, body.as_ref(), &fresh, &what, deadline)
+                        .await?;
+                }
+            }
+            if !raw.status.is_success() {
+                return Err(status_error(&raw, &what));
+            }
+            let body = if raw.text.trim().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&raw.text).map_err(|e| {
+                    DriverError::Retryable(format!(
+                        "redfish {what}: unreadable answer ({e}): {}",
+                        excerpt(&raw.text)
+                    ))
+                })?
+            };
+            Ok(Answer {
+                status: raw.status,
+                body,
+            })
+        };
+        within(deadline, &what, fut).await
+    }
+
+    /// One HTTP exchange with `cred`, bounded by `deadline`; transport errors are
+    /// classified, the status is not.
+    async fn send(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: Option<&Value>,
+        cred: &Credential,
+        what: &str,
+        deadline: Instant,
+    ) -> Result<Raw, DriverError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Err(DriverError::Timeout {
                 after: Duration::ZERO,
-                what,
+                what: what.to_string(),
             });
         }
         let mut req = self
             .client
-            .request(method, url.clone())
-            .basic_auth(&self.config.username, Some(&self.config.password))
+            .request(method.clone(), url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .timeout(remaining);
+        req = match cred {
+            Credential::Anonymous => req,
+            Credential::Basic => req.basic_auth(&self.config.username, Some(&self.config.password)),
+            Credential::Token(t) => req.header(session::AUTH_TOKEN, t),
+        };
         if let Some(b) = body {
-            req = req.json(&b);
+            req = req.json(b);
         }
-        let fut = async {
+        within(deadline, what, async {
             let resp = req
                 .send()
                 .await
-                .map_err(|e| classify(&e, &what, remaining))?;
+                .map_err(|e| classify(&e, what, remaining))?;
             let status = resp.status();
+            let headers = resp.headers().clone();
             let text = resp
                 .text()
                 .await
-                .map_err(|e| classify(&e, &what, remaining))?;
-            if status.is_success() {
-                let body = if text.trim().is_empty() {
-                    Value::Null
-                } else {
-                    serde_json::from_str(&text).map_err(|e| {
-                        DriverError::Retryable(format!(
-                            "redfish {what}: unreadable answer ({e}): {}",
-                            excerpt(&text)
-                        ))
-                    })?
-                };
-                return Ok(Answer { status, body });
-            }
-            let msg = format!(
-                "redfish {what}: HTTP {}: {}",
-                status.as_u16(),
-                error_message(&text)
-            );
-            Err(match status.as_u16() {
-                401 | 403 => DriverError::Permanent(format!("{msg} (bad credentials)")),
-                404 => DriverError::Permanent(msg),
-                501 => DriverError::Permanent(format!("{msg} (not implemented by the BMC)")),
-                408 | 429 | 500..=599 => DriverError::Retryable(msg),
-                _ => DriverError::Permanent(msg),
+                .map_err(|e| classify(&e, what, remaining))?;
+            Ok(Raw {
+                status,
+                headers,
+                text,
             })
-        };
-        within(deadline, &what, fut).await
+        })
+        .await
     }
 
     async fn get(&self, url: &Url, deadline: Instant) -> Result<Value, DriverError> {
@@ -544,6 +603,24 @@ impl PowerDriver for RedfishDriver {
             detail,
             took: start.elapsed(),
         })
+    }
+}
+
+/// The error for an unsuccessful answer: 401/403 → Permanent ("bad credentials"),
+/// 404, 501 and other 4xx → Permanent, 408, 429 and 5xx → Retryable.
+fn status_error(raw: &Raw, what: &str) -> DriverError {
+    let status = raw.status;
+    let msg = format!(
+        "redfish {what}: HTTP {}: {}",
+        status.as_u16(),
+        error_message(&raw.text)
+    );
+    match status.as_u16() {
+        401 | 403 => DriverError::Permanent(format!("{msg} (bad credentials)")),
+        404 => DriverError::Permanent(msg),
+        501 => DriverError::Permanent(format!("{msg} (not implemented by the BMC)")),
+        408 | 429 | 500..=599 => DriverError::Retryable(msg),
+        _ => DriverError::Permanent(msg),
     }
 }
 

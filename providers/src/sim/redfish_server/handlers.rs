@@ -2,9 +2,10 @@
 //! them (authentication; release at shutdown), and how each request to a system's
 //! resources becomes one exchange with that host's [`SimBmc`], faults included.
 //!
-//! The listener fronts every simulated BMC: the service root and the collections
-//! answer directly (the root without authentication), and every request is
-//! authenticated before it reaches a BMC. A request for one system's resources then
+//! The listener fronts every simulated BMC: the service root, the collections and
+//! the `SessionService` answer directly (the root and the login without
+//! authentication), and every other request is authenticated (basic auth, or the
+//! `X-Auth-Token` of a live session) before it reaches a BMC. A request for one system's resources then
 //! runs as one BMC exchange: it may hang until the client gives up
 //! ([`BmcFault::Timeout`], a crashed host under [`BmcFault::DiesWithHost`], the reply
 //! of [`BmcFault::ReplyLost`]), answer 500 ([`BmcFault::Error`]), come late
@@ -26,6 +27,7 @@ use tokio::sync::watch;
 
 use super::auth::{self, SimCredentials};
 use super::resources;
+use super::sessions::{Refusal, SessionStore, SESSIONS};
 use crate::error::DriverError;
 use crate::power::PowerAction;
 use crate::sim::bmc::SimBmc;
@@ -40,6 +42,10 @@ pub(super) struct Shared {
     pub(super) fleet: SimFleet,
     /// `Authorization` value that is accepted.
     pub(super) auth: String,
+    /// The credentials a login must give.
+    creds: SimCredentials,
+    /// The `SessionService`'s sessions and counters.
+    pub(super) sessions: Arc<SessionStore>,
     /// Turns true at shutdown: requests still waiting are released.
     pub(super) stop: watch::Receiver<bool>,
 }
@@ -48,11 +54,14 @@ impl Shared {
     pub(super) fn new(
         fleet: SimFleet,
         creds: &SimCredentials,
+        sessions: Arc<SessionStore>,
         stop: watch::Receiver<bool>,
     ) -> Self {
         Shared {
             fleet,
             auth: creds.header_value(),
+            creds: creds.clone(),
+            sessions,
             stop,
         }
     }
@@ -84,6 +93,12 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/redfish/v1/Chassis", get(chassis_collection))
         .route("/redfish/v1/Chassis/{id}", get(chassis))
         .route("/redfish/v1/Chassis/{id}/Power", get(power))
+        .route("/redfish/v1/SessionService", get(session_service))
+        .route(SESSIONS, get(session_list).post(login))
+        .route(
+            "/redfish/v1/SessionService/Sessions/{id}",
+            get(session).delete(logout),
+        )
         .route_layer(middleware::from_fn_with_state(shared.clone(), require_auth));
     Router::new()
         .route(
@@ -148,9 +163,25 @@ async fn until_shutdown(State(s): S, req: Request, next: Next) -> Response {
     }
 }
 
-/// Basic authentication: 401 with a Redfish error body and a challenge.
+/// Authentication: the `X-Auth-Token` of a live session, or basic auth (counted);
+/// else 401 with a Redfish error body and a challenge. The login itself (`POST` to
+/// the `Sessions` collection) is authenticated by its body.
 async fn require_auth(State(s): S, req: Request, next: Next) -> Response {
+    if req.method() == axum::http::Method::POST
+        && req.uri().path().trim_end_matches('/') == SESSIONS
+    {
+        return next.run(req).await;
+    }
+    let token = req
+        .headers()
+        .get(AUTH_TOKEN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    if token.is_some_and(|t| s.sessions.valid(t)) {
+        return next.run(req).await;
+    }
     if auth::authorized(req.headers(), &s.auth) {
+        s.sessions.count_basic();
         return next.run(req).await;
     }
     let mut r = error(
@@ -185,8 +216,102 @@ where
     answer.unwrap_or_else(from_driver)
 }
 
-async fn root() -> Json<Value> {
-    Json(resources::service_root())
+async fn root(State(s): S) -> Json<Value> {
+    Json(resources::service_root(s.sessions.enabled()))
+}
+
+/// The header of a session's token.
+const AUTH_TOKEN: &str = "x-auth-token";
+
+/// The answer for session resources while the `SessionService` is switched off.
+fn no_session_service() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "ResourceMissingAtURI",
+        "this service has no SessionService",
+    )
+    .into_response()
+}
+
+async fn session_service(State(s): S) -> Response {
+    if !s.sessions.enabled() {
+        return no_session_service();
+    }
+    Json(resources::session_service()).into_response()
+}
+
+async fn session_list(State(s): S) -> Response {
+    if !s.sessions.enabled() {
+        return no_session_service();
+    }
+    Json(resources::sessions(&s.sessions.ids())).into_response()
+}
+
+/// `POST …/Sessions {"UserName", "Password"}`: 201 with `X-Auth-Token`, `Location`
+/// and the session; 401 for wrong credentials, 400 for a malformed body.
+async fn login(State(s): S, body: Bytes) -> Response {
+    if !s.sessions.enabled() {
+        return no_session_service();
+    }
+    match s.sessions.login(&s.creds, &body) {
+        Ok((token, id)) => {
+            let location = format!("{SESSIONS}/{id}");
+            let mut r = (
+                StatusCode::CREATED,
+                Json(resources::session(&id, &s.creds.username)),
+            )
+                .into_response();
+            let h = r.headers_mut();
+            if let Ok(v) = header::HeaderValue::from_str(&token) {
+                h.insert(AUTH_TOKEN, v);
+            }
+            if let Ok(v) = header::HeaderValue::from_str(&location) {
+                h.insert(header::LOCATION, v);
+            }
+            r
+        }
+        Err(Refusal::Malformed(m)) => {
+            error(StatusCode::BAD_REQUEST, "MalformedJSON", &m).into_response()
+        }
+        Err(Refusal::BadCredentials) => error(
+            StatusCode::UNAUTHORIZED,
+            "NoValidSession",
+            "Authentication failed: wrong user name or password",
+        )
+        .into_response(),
+    }
+}
+
+async fn session(State(s): S, Path(id): Path<String>) -> Response {
+    if !s.sessions.enabled() {
+        return no_session_service();
+    }
+    match s.sessions.user_of(&id) {
+        Some(user) => Json(resources::session(&id, &user)).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "ResourceMissingAtURI",
+            "no such session",
+        )
+        .into_response(),
+    }
+}
+
+/// `DELETE …/Sessions/{id}`: 204, and the session's token stops working.
+async fn logout(State(s): S, Path(id): Path<String>) -> Response {
+    if !s.sessions.enabled() {
+        return no_session_service();
+    }
+    if s.sessions.logout(&id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(
+            StatusCode::NOT_FOUND,
+            "ResourceMissingAtURI",
+            "no such session",
+        )
+        .into_response()
+    }
 }
 
 async fn systems(State(s): S) -> Json<Value> {

@@ -3,11 +3,16 @@
 //!
 //! Each simulated host is a ComputerSystem `/redfish/v1/Systems/{host}` and a Chassis
 //! `/redfish/v1/Chassis/{host}` with a `Power` resource (one `PowerControl` reading).
+//! The service has one `SessionService` with its `Sessions`.
 
 use serde_json::{json, Value};
 
+use super::sessions::SESSIONS;
 use crate::power::PowerState;
 use crate::sim::{Condition, HostSnapshot};
+
+/// The `SessionService` resource.
+const SESSION_SERVICE: &str = "/redfish/v1/SessionService";
 
 /// The `ResetType` values every system offers, in the order it lists them.
 pub const RESET_TYPES: [&str; 5] = [
@@ -26,9 +31,10 @@ pub const WORKING_WATTS: f64 = 240.0;
 /// and [`WORKING_WATTS`].
 pub const IDLE_WATTS: f64 = 60.0;
 
-/// The service root (served without authentication).
-pub(super) fn service_root() -> Value {
-    json!({
+/// The service root (served without authentication); with `sessions`, it
+/// advertises the `SessionService` and `Links.Sessions`.
+pub(super) fn service_root(sessions: bool) -> Value {
+    let mut root = json!({
         "@odata.id": "/redfish/v1",
         "@odata.type": "#ServiceRoot.v1_5_0.ServiceRoot",
         "Id": "RootService",
@@ -36,6 +42,50 @@ pub(super) fn service_root() -> Value {
         "RedfishVersion": "1.6.0",
         "Systems": {"@odata.id": "/redfish/v1/Systems"},
         "Chassis": {"@odata.id": "/redfish/v1/Chassis"},
+    });
+    if sessions {
+        root["SessionService"] = json!({"@odata.id": SESSION_SERVICE});
+        root["Links"] = json!({"Sessions": {"@odata.id": SESSIONS}});
+    }
+    root
+}
+
+/// The `SessionService` resource.
+pub(super) fn session_service() -> Value {
+    json!({
+        "@odata.id": SESSION_SERVICE,
+        "@odata.type": "#SessionService.v1_1_8.SessionService",
+        "Id": "SessionService",
+        "Name": "Session Service",
+        "ServiceEnabled": true,
+        "SessionTimeout": 600,
+        "Sessions": {"@odata.id": SESSIONS},
+    })
+}
+
+/// The `Sessions` collection of the live sessions `ids`.
+pub(super) fn sessions(ids: &[String]) -> Value {
+    let members: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"@odata.id": format!("{SESSIONS}/{id}")}))
+        .collect();
+    json!({
+        "@odata.id": SESSIONS,
+        "@odata.type": "#SessionCollection.SessionCollection",
+        "Name": "Session Collection",
+        "Members@odata.count": members.len(),
+        "Members": members,
+    })
+}
+
+/// Session `id` of `user` (never its token).
+pub(super) fn session(id: &str, user: &str) -> Value {
+    json!({
+        "@odata.id": format!("{SESSIONS}/{id}"),
+        "@odata.type": "#Session.v1_3_0.Session",
+        "Id": id,
+        "Name": "User Session",
+        "UserName": user,
     })
 }
 
