@@ -25,8 +25,11 @@ lint:
 # The last lines are the peers tests: the Redfish driver against real sushy-emulators
 # (spawned from the venv that `deps` installs) and the ipmitool driver against real
 # ipmi_sim BMCs (openipmi, installed by `deps`); the tests spawn and kill their peers.
+# `metrics` runs promtool on /metrics, the example config and the alert rules, and a
+# real Prometheus scraping an in-process cluster (package prometheus, from `deps`).
 unit:
 	$(CARGO) test --workspace --lib --bins --tests --locked
+	$(CARGO) test --test metrics --locked -- --ignored --test-threads=1
 	$(CARGO) test -p vigil-providers --test redfish_sushy --locked -- --ignored --test-threads=2
 	$(CARGO) test -p vigil-providers --test ipmi_sim --locked -- --ignored --test-threads=1
 	$(CARGO) test -p vigil-providers --test ipmi_native --locked -- --ignored --test-threads=1

@@ -257,9 +257,8 @@ async fn steady_state(n: usize) -> Result<Steady> {
             .map(|m| {
                 m.worker.as_ref().map_or(0, |w| {
                     w.shared
-                        .stats
-                        .health_checks
-                        .load(std::sync::atomic::Ordering::Relaxed)
+                        .metrics
+                        .checks_run(vigil::metrics::runtime::CheckKind::Health)
                 })
             })
             .sum::<u64>()

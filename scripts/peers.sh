@@ -6,7 +6,9 @@
 #                               plus a server cert for 127.0.0.1; apt packages openipmi
 #                               (ipmi_sim, the IPMI BMC emulator), ipmitool and
 #                               fence-agents (fence_ipmilan, fence_redfish: the
-#                               reference agents for the script driver) when missing.
+#                               reference agents for the script driver) and prometheus
+#                               (prometheus and promtool, for tests/metrics.rs) when
+#                               missing.
 #                               Idempotent, quiet.
 #   peers.sh start-redfish [N]  N sushy-emulators (fake driver, 3 systems each) on free
 #                               127.0.0.1 ports, plain HTTP; plus one more with TLS.
@@ -32,6 +34,7 @@ install() {
   command -v ipmitool >/dev/null || need+=(ipmitool)
   # /usr/sbin may be off a non-root PATH: look there too.
   command -v fence_ipmilan >/dev/null || [ -x /usr/sbin/fence_ipmilan ] || need+=(fence-agents)
+  command -v promtool >/dev/null || need+=(prometheus)
   if [ ${#need[@]} -gt 0 ]; then
     command -v apt-get >/dev/null || { log "missing ${need[*]} and no apt-get: install them"; exit 1; }
     local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo

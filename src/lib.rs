@@ -15,6 +15,7 @@ pub mod fleet;
 pub mod inventory;
 pub mod liveness;
 pub mod logging;
+pub mod metrics;
 pub mod server;
 pub mod settings;
 pub mod state;

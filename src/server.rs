@@ -114,6 +114,10 @@ pub async fn start_member_with(
     if let Some(w) = &worker {
         app = app.merge(crate::worker::heartbeat::routes(w.shared.clone()));
     }
+    app = app.merge(crate::metrics::routes(
+        member.clone(),
+        worker.as_ref().map(|w| w.shared.clone()),
+    ));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let res = axum::serve(listener, app)

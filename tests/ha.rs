@@ -458,9 +458,8 @@ async fn a_partitioned_owner_fences_nothing_and_the_majority_takes_over() {
         .as_ref()
         .unwrap()
         .shared
-        .stats
-        .actions
-        .load(std::sync::atomic::Ordering::Relaxed);
+        .metrics
+        .bmc_actions();
     assert_eq!(acted, 0, "the cut-off member acted on a BMC");
     assert!(!cut_member.worker.as_ref().unwrap().shared.lease_valid());
     // Healing the partition: it comes back alive and gets work again.

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -24,12 +25,31 @@ const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
 const LAST_PURGED: &[u8] = b"last_purged";
 
+/// The last committed log index openraft saved, readable at any time without a lock
+/// (for metrics: openraft 0.9's `RaftMetrics` reports the last log and applied
+/// indexes, not the commit index). Shared by every clone of the [`LogStore`].
+#[derive(Debug, Clone, Default)]
+pub struct CommitIndex(Arc<AtomicU64>);
+
+impl CommitIndex {
+    /// The committed index, `None` before anything was committed.
+    pub fn get(&self) -> Option<u64> {
+        self.0.load(Ordering::Relaxed).checked_sub(1)
+    }
+
+    fn set(&self, committed: Option<&LogId>) {
+        self.0
+            .store(committed.map_or(0, |l| l.index + 1), Ordering::Relaxed);
+    }
+}
+
 /// sled-backed log storage. Cheap to clone (sled handles are shared).
 pub struct LogStore<A> {
     db: sled::Db,
     sync: Arc<DiskSync>,
     log: sled::Tree,
     meta: sled::Tree,
+    committed: CommitIndex,
     _app: PhantomData<fn() -> A>,
 }
 
@@ -40,6 +60,7 @@ impl<A> Clone for LogStore<A> {
             sync: self.sync.clone(),
             log: self.log.clone(),
             meta: self.meta.clone(),
+            committed: self.committed.clone(),
             _app: PhantomData,
         }
     }
@@ -74,13 +95,25 @@ fn write_err(subject: ErrorSubject<NodeId>, e: impl fmt::Display) -> StorageErro
 impl<A: StateMachine> LogStore<A> {
     /// Open the log trees in `db`.
     pub fn new(db: &sled::Db, sync: Arc<DiskSync>) -> Result<Self> {
-        Ok(Self {
+        let store = Self {
             db: db.clone(),
             sync,
             log: db.open_tree("log")?,
             meta: db.open_tree("raft_meta")?,
+            committed: CommitIndex::default(),
             _app: PhantomData,
-        })
+        };
+        // Only a metrics hint until openraft commits again: an unreadable record
+        // leaves it unset.
+        if let Ok(Some(Some(c))) = store.get_meta::<Option<LogId>>(COMMITTED) {
+            store.committed.set(Some(&c));
+        }
+        Ok(store)
+    }
+
+    /// The commit index as openraft last saved it (shared with every clone).
+    pub fn commit_index(&self) -> CommitIndex {
+        self.committed.clone()
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -204,7 +237,9 @@ impl<A: StateMachine> RaftLogStorage<TypeConfig<A>> for LogStore<A> {
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not flushed on purpose: losing it only means re-applying from the snapshot
         // after a crash; the next append's flush persists it anyway.
-        self.put_meta(COMMITTED, &committed)
+        self.put_meta(COMMITTED, &committed)?;
+        self.committed.set(committed.as_ref());
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {

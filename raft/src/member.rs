@@ -70,6 +70,7 @@ pub(crate) struct Inner<A: StateMachine> {
     pub(crate) client: reqwest::Client,
     pub(crate) contacts: Arc<ContactBook>,
     pub(crate) batcher: Batcher<A::Command, A::Response>,
+    pub(crate) committed: crate::log_store::CommitIndex,
     pub(crate) timings: RaftTimings,
     pub(crate) retired: std::sync::atomic::AtomicBool,
 }
@@ -302,6 +303,7 @@ impl<A: StateMachine> Member<A> {
         let contacts = Arc::new(ContactBook::default());
         let network = HttpNetwork::new(client.clone(), contacts.clone());
         let sm = st.sm.clone();
+        let committed = st.log.commit_index();
         let raft = Raft::<A>::new(id, config, network, st.log, st.sm)
             .await
             .map_err(|e| Error::Fatal(e.to_string()))?;
@@ -327,6 +329,7 @@ impl<A: StateMachine> Member<A> {
                 client,
                 contacts,
                 batcher,
+                committed,
                 timings,
                 retired: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -373,6 +376,12 @@ impl<A: StateMachine> Member<A> {
     /// Batching counters.
     pub fn batch_stats(&self) -> &BatchStats {
         self.inner.batcher.stats()
+    }
+
+    /// The highest log index this member knows to be committed (`None` before the
+    /// first commit). Cheap: an atomic updated when openraft saves the commit index.
+    pub fn commit_index(&self) -> Option<u64> {
+        self.inner.committed.get()
     }
 
     /// The shared HTTP client (reuse it for other peer traffic).

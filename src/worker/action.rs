@@ -13,6 +13,9 @@
 //!    blindly (it is not idempotent) — it is reported failed so the engine decides;
 //! 5. the driver acts with the intent's deadline and verifies the power state;
 //! 6. the outcome goes back to the owner loop, which proposes it.
+//!
+//! Every executed intent is counted (`vigil_actions_total` by kind, driver and
+//! result; `vigil_action_duration_seconds` for those that reached the BMC).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +27,7 @@ use super::probes::Probes;
 use super::Shared;
 use crate::engine::input::ActionResult;
 use crate::engine::record::PowerState;
+use crate::metrics::runtime::{self, ActionKind};
 use crate::state::model::{Intent, IntentKind, IntentState};
 
 /// What to do.
@@ -47,6 +51,27 @@ fn to_engine(p: vigil_providers::PowerState) -> PowerState {
 /// Run the job; `None` when this member must not act (lost ownership or lease, intent
 /// over or expired): the engine's deadline takes care of the intent then.
 pub async fn execute(sh: &Shared, probes: Arc<Probes>, job: Job) -> Option<ActionResult> {
+    let (kind, driver) = match &job.intent.kind {
+        IntentKind::Recover { .. } => (
+            ActionKind::Recover,
+            probes.driver(0).map_or("none", |d| d.kind()),
+        ),
+        IntentKind::Fence { driver, .. } => (ActionKind::Fence, driver.name()),
+    };
+    let started = Instant::now();
+    let outcome = act(sh, probes, job).await;
+    let (result, took) = match &outcome {
+        None => (runtime::ActionResult::Skipped, None),
+        Some(ActionResult::Done { .. }) => (runtime::ActionResult::Ok, Some(started.elapsed())),
+        Some(ActionResult::Failed { .. }) => {
+            (runtime::ActionResult::Failed, Some(started.elapsed()))
+        }
+    };
+    sh.metrics.action(kind, driver, result, took);
+    outcome
+}
+
+async fn act(sh: &Shared, probes: Arc<Probes>, job: Job) -> Option<ActionResult> {
     let me = sh.member.id();
     if !sh.lease_valid() {
         tracing::warn!(host = %job.host, intent = job.intent.id, "not acting: lease expired");
@@ -124,9 +149,6 @@ pub async fn execute(sh: &Shared, probes: Arc<Probes>, job: Job) -> Option<Actio
         }
     }
     tracing::info!(host = %job.host, intent = id, %action, driver = driver.kind(), level, "acting on the BMC");
-    sh.stats
-        .actions
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Some(match driver.act(action, deadline).await {
         Ok(r) => ActionResult::Done {
             power_after: to_engine(r.verified),

@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use vigil_raft::NodeId;
 
 use super::{pause, Shared, WorkerConfig};
+use crate::metrics::runtime::HeartbeatResult;
 
 /// Path of the heartbeat route.
 pub const PATH: &str = "/internal/v1/heartbeat";
@@ -91,17 +92,22 @@ async fn receive(State(sh): State<Arc<Shared>>, Json(b): Json<Beat>) -> Response
     Json(reply).into_response()
 }
 
-/// Send one heartbeat; `Ok(())` when the lease was renewed.
-async fn beat(sh: &Shared) -> Result<(), String> {
+/// Send one heartbeat; `Ok(())` when the lease was renewed, else why not: refused by
+/// the leader, or no leader reached.
+async fn beat(sh: &Shared) -> Result<(), (HeartbeatResult, String)> {
+    let failed = |e: String| (HeartbeatResult::Failed, e);
     let lease = sh.lease_ms();
     let me = sh.member.id();
     let sent = sh.mono_ms();
     if sh.member.links_cut() {
-        return Err("links cut (fault injection)".into());
+        return Err(failed("links cut (fault injection)".into()));
     }
-    let (leader, addr) = sh.member.leader_addr().ok_or("no known leader")?;
+    let (leader, addr) = sh
+        .member
+        .leader_addr()
+        .ok_or_else(|| failed("no known leader".into()))?;
     if leader == me {
-        let age = authority(sh)?;
+        let age = authority(sh).map_err(|e| (HeartbeatResult::Refused, e))?;
         sh.tracker.lock().expect("tracker lock").seen(me, sent);
         sh.lease
             .lock()
@@ -117,14 +123,17 @@ async fn beat(sh: &Shared) -> Result<(), String> {
         .json(&Beat { id: me })
         .send()
         .await
-        .map_err(|e| format!("heartbeat to leader {leader} at {addr}: {e}"))?
+        .map_err(|e| failed(format!("heartbeat to leader {leader} at {addr}: {e}")))?
         .error_for_status()
-        .map_err(|e| format!("heartbeat to leader {leader}: {e}"))?
+        .map_err(|e| failed(format!("heartbeat to leader {leader}: {e}")))?
         .json()
         .await
-        .map_err(|e| format!("heartbeat reply from {leader}: {e}"))?;
+        .map_err(|e| failed(format!("heartbeat reply from {leader}: {e}")))?;
     if !reply.accepted {
-        return Err(format!("leader {leader} refused: {}", reply.reason));
+        return Err((
+            HeartbeatResult::Refused,
+            format!("leader {leader} refused: {}", reply.reason),
+        ));
     }
     sh.lease.lock().expect("lease lock").renew(sent, lease);
     Ok(())
@@ -137,12 +146,14 @@ pub async fn run(sh: Arc<Shared>, cfg: WorkerConfig, mut stop: watch::Receiver<b
         let every = Duration::from_millis((sh.lease_ms() / 4).max(50)).max(cfg.tick);
         match beat(&sh).await {
             Ok(()) => {
+                sh.metrics.heartbeat(HeartbeatResult::Accepted);
                 if failing {
                     tracing::info!("heartbeats accepted again; lease renewed");
                 }
                 failing = false;
             }
-            Err(e) => {
+            Err((result, e)) => {
+                sh.metrics.heartbeat(result);
                 if !failing && !sh.lease_valid() {
                     tracing::warn!(error = %e, "lease expired: this member starts no new checks or actions");
                     failing = true;

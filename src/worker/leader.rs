@@ -11,7 +11,6 @@
 //! 3. a `TickAll` only when some deadline or schedule is due
 //!    ([`crate::state::VigilState::tick_due`]), so an idle fleet costs no writes.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -73,7 +72,7 @@ async fn commit(sh: &Shared, cmd: Command) -> Result<(), String> {
     match sh.member.write(cmd).await {
         Ok(Response::Rejected { reason }) => Err(reason),
         Ok(_) => {
-            sh.stats.leader_commands.fetch_add(1, Ordering::Relaxed);
+            sh.metrics.leader_command();
             Ok(())
         }
         Err(e) => Err(e.to_string()),

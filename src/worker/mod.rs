@@ -32,6 +32,7 @@ use vigil_raft::Member;
 
 use crate::engine::policy::Millis;
 use crate::liveness::{Lease, LivenessTracker};
+use crate::metrics::RuntimeMetrics;
 use crate::settings::SettingValue;
 use crate::state::{Stamp, VigilState};
 pub use probes::Providers;
@@ -62,23 +63,9 @@ pub struct Shared {
     pub lease: Mutex<Lease>,
     /// Base of the monotonic clock in milliseconds.
     base: Instant,
-    /// Counters for tests, benchmarks and (later) metrics.
-    pub stats: Stats,
-}
-
-/// What the runtime did, cumulatively.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Raft commands proposed by the owner loop (each may carry many inputs).
-    pub proposals: std::sync::atomic::AtomicU64,
-    /// Host inputs proposed.
-    pub inputs: std::sync::atomic::AtomicU64,
-    /// Health checks run.
-    pub health_checks: std::sync::atomic::AtomicU64,
-    /// Power actions (recover/fence) started on a BMC.
-    pub actions: std::sync::atomic::AtomicU64,
-    /// Liveness and assignment commands committed by this member as leader.
-    pub leader_commands: std::sync::atomic::AtomicU64,
+    /// What the runtime did, cumulatively: checks, actions, heartbeats, proposals
+    /// (exported on `/metrics`; tests and benchmarks read the same counters).
+    pub metrics: RuntimeMetrics,
 }
 
 impl Shared {
@@ -132,7 +119,7 @@ impl Worker {
             tracker: Mutex::new(LivenessTracker::default()),
             lease: Mutex::new(Lease::default()),
             base: Instant::now(),
-            stats: Stats::default(),
+            metrics: RuntimeMetrics::new(),
         });
         let (stop, rx) = watch::channel(false);
         let tasks = vec![

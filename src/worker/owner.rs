@@ -16,7 +16,6 @@
 //! finishes what it started (each bounded by its deadline) and then does nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +31,7 @@ use crate::engine::health::HealthTracker;
 use crate::engine::input::{ActionResult, Activity, HealthObs, Input};
 use crate::engine::policy::{Millis, Policy};
 use crate::engine::record::{HaState, PowerState};
+use crate::metrics::runtime::{CheckKind, CheckResult};
 use crate::settings::SettingValue;
 use crate::state::model::{HostSpec, IntentState};
 use crate::state::{Command, HostInput, VigilState};
@@ -202,7 +202,6 @@ impl Loop {
             let input = match d.outcome {
                 Outcome::Health(h) => {
                     o.health_busy = false;
-                    self.sh.stats.health_checks.fetch_add(1, Ordering::Relaxed);
                     let (pass, detail) = match h {
                         Health::Pass { detail } => (true, detail),
                         Health::Fail { reason } => (false, reason),
@@ -435,11 +434,18 @@ impl Loop {
                     let Ok(_permit) = sem.acquire_owned().await else {
                         return;
                     };
-                    let deadline = Instant::now() + check_budget(budget);
+                    let started = Instant::now();
                     let h = match &probes.health {
-                        Some(c) => c.check(deadline).await,
+                        Some(c) => c.check(started + check_budget(budget)).await,
                         None => return,
                     };
+                    let result = match &h {
+                        Health::Pass { .. } => CheckResult::Pass,
+                        Health::Fail { .. } => CheckResult::Fail,
+                        Health::Error { .. } => CheckResult::Error,
+                    };
+                    sh.metrics
+                        .check(CheckKind::Health, result, started.elapsed());
                     let _ = tx.send(Done {
                         host,
                         epoch,
@@ -453,11 +459,22 @@ impl Loop {
                     let Ok(_permit) = sem.acquire_owned().await else {
                         return;
                     };
-                    let deadline = Instant::now() + check_budget(budget);
+                    let started = Instant::now();
                     let r = match probes.driver(0) {
-                        Ok(d) => d.status(deadline).await.map_err(|e| e.to_string()),
+                        Ok(d) => d
+                            .status(started + check_budget(budget))
+                            .await
+                            .map_err(|e| e.to_string()),
                         Err(e) => Err(e),
                     };
+                    // A reading (on or off) passes; no reading is the checker's error.
+                    let result = if r.is_ok() {
+                        CheckResult::Pass
+                    } else {
+                        CheckResult::Error
+                    };
+                    sh.metrics
+                        .check(CheckKind::Power, result, started.elapsed());
                     let _ = tx.send(Done {
                         host,
                         epoch,
@@ -471,11 +488,18 @@ impl Loop {
                     let Ok(_permit) = sem.acquire_owned().await else {
                         return;
                     };
-                    let deadline = Instant::now() + check_budget(budget);
+                    let started = Instant::now();
                     let a = match &probes.activity {
-                        Some(c) => c.check(deadline).await,
+                        Some(c) => c.check(started + check_budget(budget)).await,
                         None => return,
                     };
+                    let result = match &a {
+                        ActivityResult::Active { .. } => CheckResult::Pass,
+                        ActivityResult::Inactive { .. } => CheckResult::Fail,
+                        ActivityResult::Error { .. } => CheckResult::Error,
+                    };
+                    sh.metrics
+                        .check(CheckKind::Activity, result, started.elapsed());
                     let _ = tx.send(Done {
                         host,
                         epoch,
@@ -514,10 +538,7 @@ impl Loop {
         }
         let inputs = std::mem::take(&mut self.pending);
         let sh = self.sh.clone();
-        sh.stats.proposals.fetch_add(1, Ordering::Relaxed);
-        sh.stats
-            .inputs
-            .fetch_add(inputs.len() as u64, Ordering::Relaxed);
+        sh.metrics.owner_proposal(inputs.len());
         self.proposing = Some(tokio::spawn(async move {
             // Outcomes matter most: retry a few times on a transient failure (no
             // leader for a moment). Observations are simply observed again.
