@@ -344,3 +344,19 @@ async fn endpoints_fail_over_come_from_the_config_file_and_yaml_output() -> Resu
     assert!(String::from_utf8_lossy(&out.stderr).contains("cli.toml"));
     Ok(())
 }
+
+/// Shell completions cover every subcommand; an unknown shell is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shell_completions() -> Result<()> {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run_vigil(&["completions", shell], CLI_LIMIT).await?;
+        assert_ok(&out);
+        for sub in ["cluster", "host", "events", "webhook", "sim", "power"] {
+            assert!(out.stdout.contains(sub), "{shell} completion lacks {sub}");
+        }
+    }
+    let out = run_vigil(&["completions", "cmd.exe"], CLI_LIMIT).await?;
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("bash"), "{out:?}");
+    Ok(())
+}

@@ -72,6 +72,11 @@ pub enum Command {
     /// Webhooks: receivers of events (e.g. host.fenced for orchestrators).
     #[command(subcommand)]
     Webhook(webhook::WebhookCmd),
+    /// Print a shell completion script, e.g. `vigil completions bash > /etc/bash_completion.d/vigil`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Read or change one BMC's power directly (test BMC access before enabling HA).
     #[command(subcommand)]
     Power(power::PowerCmd),
@@ -213,6 +218,14 @@ impl ServeArgs {
 /// Run a client command.
 pub async fn run_client(cli: Cli) -> Result<()> {
     let out = cli.output;
+    if let Command::Completions { shell } = cli.command {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut cmd, "vigil", &mut buf);
+        // Through `outln!`: a closed pipe (`… | head`) ends quietly.
+        outln!("{}", String::from_utf8_lossy(&buf).trim_end());
+        return Ok(());
+    }
     let endpoint = client::resolve_endpoint(cli.endpoint.as_deref())?;
     if let Command::Power(cmd) = cli.command {
         return power::run(out, cmd, &endpoint, cli.timeout).await;
@@ -222,7 +235,9 @@ pub async fn run_client(cli: Cli) -> Result<()> {
     }
     let api = ApiClient::new(&endpoint, cli.timeout)?;
     match cli.command {
-        Command::Power(_) | Command::Sim(_) => unreachable!("handled above"),
+        Command::Power(_) | Command::Sim(_) | Command::Completions { .. } => {
+            unreachable!("handled above")
+        }
         Command::Serve(_) | Command::Dev(_) => unreachable!("handled in main"),
         Command::Cluster(cmd) => cluster(&api, out, cmd).await,
         Command::Settings(cmd) => settings(&api, out, cmd).await,
