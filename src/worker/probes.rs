@@ -73,18 +73,32 @@ impl Probes {
 }
 
 impl Providers {
-    /// Build everything `spec` describes.
+    /// Build everything `spec` describes. A `redfish-power` activity check reads
+    /// through the same driver object as the host's first Redfish fence level, so the
+    /// two share one connection and one BMC session.
     pub fn build(&self, spec: &HostSpec) -> Probes {
         let health = spec.health.as_ref().map(|c| self.health(&spec.name, c));
-        let activity = spec
-            .activity
-            .as_ref()
-            .map(|c| self.activity(&spec.name, spec, c));
+        let mut first_redfish: Option<Arc<RedfishDriver>> = None;
         let fence = spec
             .fence
             .iter()
-            .map(|d| self.driver(&spec.name, d))
+            .map(|d| match d.kind {
+                DriverKind::Redfish => {
+                    let r = crate::drivers::redfish_config(d)
+                        .and_then(|cfg| RedfishDriver::new(cfg).map_err(|e| e.to_string()))
+                        .map(Arc::new);
+                    if let (Ok(r), None) = (&r, &first_redfish) {
+                        first_redfish = Some(r.clone());
+                    }
+                    r.map(|r| r as Arc<dyn PowerDriver>)
+                }
+                _ => self.driver(&spec.name, d),
+            })
             .collect();
+        let activity = spec
+            .activity
+            .as_ref()
+            .map(|c| self.activity(&spec.name, c, first_redfish.clone()));
         Probes {
             health,
             activity,
@@ -108,12 +122,17 @@ impl Providers {
         built.unwrap_or_else(|e| Box::new(Broken(format!("health check cannot run: {e}"))))
     }
 
-    fn activity(&self, host: &str, spec: &HostSpec, c: &CheckSpec) -> Box<dyn ActivityCheck> {
+    fn activity(
+        &self,
+        host: &str,
+        c: &CheckSpec,
+        redfish: Option<Arc<RedfishDriver>>,
+    ) -> Box<dyn ActivityCheck> {
         let built: Result<Box<dyn ActivityCheck>, String> = match c.kind {
             CheckKind::Sim => self
                 .sim("activity check")
                 .map(|f| Box::new(f.activity_check(host)) as Box<dyn ActivityCheck>),
-            CheckKind::RedfishPower => redfish_power(spec, c),
+            CheckKind::RedfishPower => redfish_power(redfish, c),
             k => vigil_providers::checks::activity_check(k.name(), &c.target, &c.options),
         };
         built.unwrap_or_else(|e| Box::new(Broken(format!("activity check cannot run: {e}"))))
@@ -131,14 +150,11 @@ impl Providers {
 }
 
 /// `redfish-power`: the reading comes through the host's first Redfish fence level.
-fn redfish_power(spec: &HostSpec, c: &CheckSpec) -> Result<Box<dyn ActivityCheck>, String> {
-    let d = spec
-        .fence
-        .iter()
-        .find(|d| d.kind == DriverKind::Redfish)
-        .ok_or("redfish-power needs a redfish fence level to read from")?;
-    let cfg = crate::drivers::redfish_config(d)?;
-    let driver = RedfishDriver::new(cfg).map_err(|e| e.to_string())?;
+fn redfish_power(
+    driver: Option<Arc<RedfishDriver>>,
+    c: &CheckSpec,
+) -> Result<Box<dyn ActivityCheck>, String> {
+    let driver = driver.ok_or("redfish-power needs a usable redfish fence level to read from")?;
     let mut check = RedfishPowerActivity::new(driver);
     if let Some(t) = c.options.get("threshold_watts") {
         let w: f64 = t
@@ -152,4 +168,57 @@ fn redfish_power(spec: &HostSpec, c: &CheckSpec) -> Result<Box<dyn ActivityCheck
 /// How long to let a check run: the policy's timeout, at least 50 ms.
 pub fn check_budget(ms: u64) -> Duration {
     Duration::from_millis(ms.max(50))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_providers::sim::{SimCredentials, SimRedfishServer};
+
+    /// The fence level and the `redfish-power` check of a host share one driver, so
+    /// one BMC session (BMCs limit sessions).
+    #[tokio::test]
+    async fn redfish_fence_and_power_check_share_one_session() {
+        let fleet = SimFleet::new();
+        fleet.add_host("a").unwrap();
+        let server = SimRedfishServer::start(
+            fleet.clone(),
+            ([127, 0, 0, 1], 0).into(),
+            SimCredentials::new("admin", "pw"),
+        )
+        .await
+        .unwrap();
+        let mut opts = std::collections::BTreeMap::new();
+        opts.insert("system_id".to_string(), "a".to_string());
+        let spec = HostSpec {
+            name: "a".into(),
+            pool: "p".into(),
+            kind: "x".into(),
+            labels: Default::default(),
+            health: None,
+            activity: Some(CheckSpec {
+                kind: CheckKind::RedfishPower,
+                target: String::new(),
+                options: Default::default(),
+            }),
+            fence: vec![DriverSpec {
+                kind: DriverKind::Redfish,
+                address: server.url(),
+                username: "admin".into(),
+                password: crate::state::model::Secret("pw".into()),
+                options: opts,
+            }],
+            maintenance: false,
+            policy: Default::default(),
+        };
+        let probes = Providers::default().build(&spec);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        probes.driver(0).unwrap().status(deadline).await.unwrap();
+        let a = probes.activity.as_ref().unwrap().check(deadline).await;
+        assert!(matches!(a, ActivityResult::Active { .. }), "{a:?}");
+        probes.driver(0).unwrap().status(deadline).await.unwrap();
+        assert_eq!(server.logins(), 1);
+        assert_eq!(server.live_sessions(), 1);
+        server.shutdown().await;
+    }
 }

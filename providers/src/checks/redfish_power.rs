@@ -15,15 +15,17 @@ use crate::redfish::RedfishDriver;
 /// Power draw above `threshold_watts` counts as activity.
 #[derive(Debug)]
 pub struct RedfishPowerActivity {
-    driver: RedfishDriver,
+    driver: std::sync::Arc<RedfishDriver>,
     threshold_watts: f64,
 }
 
 impl RedfishPowerActivity {
     /// Judge activity from `driver`'s power readings (default threshold 0 W: any draw).
-    pub fn new(driver: RedfishDriver) -> Self {
+    /// Pass the `Arc` of the host's fence driver to share its connection and session
+    /// (BMCs limit sessions).
+    pub fn new(driver: impl Into<std::sync::Arc<RedfishDriver>>) -> Self {
         Self {
-            driver,
+            driver: driver.into(),
             threshold_watts: 0.0,
         }
     }
