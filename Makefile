@@ -22,11 +22,10 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-# The last lines are the peers tests: the Redfish driver against real sushy-emulators
-# (spawned from the venv that `deps` installs) and the ipmitool driver against real
-# ipmi_sim BMCs (openipmi, installed by `deps`); the tests spawn and kill their peers.
-# `metrics` runs promtool on /metrics, the example config and the alert rules, and a
-# real Prometheus scraping an in-process cluster (package prometheus, from `deps`).
+# After the workspace tests come the peer tests, each against real software nobody on
+# this project wrote, installed by `deps` and spawned/killed by PID by the tests:
+# promtool and a Prometheus server (metrics), sushy-emulator (Redfish driver), OpenIPMI
+# ipmi_sim (native IPMI and ipmitool drivers), Debian's fence_ipmilan/fence_redfish.
 unit:
 	$(CARGO) test --workspace --lib --bins --tests --locked
 	$(CARGO) test --test metrics --locked -- --ignored --test-threads=1
