@@ -766,3 +766,25 @@ async fn a_failing_webhook_receiver_gets_every_event_exactly_once_by_key() {
     server.abort();
     ha.stop().await;
 }
+
+/// A fenced host that is repaired and powered on again (outside vigil) is noticed at
+/// the health interval, not the slow power sync of healthy hosts, and re-protected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fenced_host_powered_on_again_is_protected_again() {
+    let ha = Ha::start(4, &[]).await;
+    ha.fleet.crash("h001").unwrap();
+    ha.wait("h001 Fenced", 30, |s| {
+        s.hosts["h001"].ha.state == HaState::Fenced
+    })
+    .await;
+    ha.fleet.heal("h001").unwrap();
+    ha.fleet
+        .set_power("h001", vigil_providers::PowerState::On, "technician")
+        .unwrap();
+    // Well under the 30 s power sync of a healthy host.
+    ha.wait("h001 Available again", 8, |s| {
+        s.hosts["h001"].ha.state == HaState::Available
+    })
+    .await;
+    ha.stop().await;
+}

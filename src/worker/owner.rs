@@ -51,7 +51,8 @@ struct Owned {
     tracker: HealthTracker,
     next_health: Millis,
     health_busy: bool,
-    next_power: Millis,
+    /// When the power state was last read (None: never).
+    power_read_at: Option<Millis>,
     power_busy: bool,
     activity_busy: bool,
     /// The Checking episode (its `since`) whose round was started.
@@ -298,7 +299,7 @@ impl Loop {
                         tracker: HealthTracker::default(),
                         next_health: now + first,
                         health_busy: false,
-                        next_power: now,
+                        power_read_at: None,
                         power_busy: false,
                         activity_busy: false,
                         activity_round: None,
@@ -337,16 +338,22 @@ impl Loop {
                 o.next_health = now + p.health_interval + jitter;
                 out.push((name.clone(), o.epoch, Start::Health(o.probes.clone())));
             }
-            if !o.spec.fence.is_empty() && !o.power_busy && now >= o.next_power {
+            // Power is re-read slowly while the host is healthy and on, and at the
+            // health interval otherwise (a fenced host powered on again, a host whose
+            // BMC stopped answering…); the interval follows the host's *current* state.
+            let steady = rec.power == PowerState::On
+                && matches!(rec.state, HaState::Available | HaState::Initializing);
+            let power_every = if steady {
+                POWER_SYNC_MS
+            } else {
+                p.health_interval
+            };
+            if !o.spec.fence.is_empty()
+                && !o.power_busy
+                && now >= o.power_read_at.map_or(0, |t| t + power_every)
+            {
                 o.power_busy = true;
-                let steady = rec.power == PowerState::On
-                    && matches!(rec.state, HaState::Available | HaState::Initializing);
-                o.next_power = now
-                    + if steady {
-                        POWER_SYNC_MS
-                    } else {
-                        p.health_interval
-                    };
+                o.power_read_at = Some(now);
                 let budget = p.health_timeout.max(2000);
                 out.push((
                     name.clone(),
