@@ -39,6 +39,10 @@ pub struct ServeConfig {
     /// Raft timings.
     #[serde(default)]
     pub raft: RaftTimings,
+    /// File holding the API token: when set, `/api/v1/*` and `/metrics` require
+    /// `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub api_token_file: Option<PathBuf>,
 }
 
 /// What may come from the file (everything optional, flags fill the gaps).
@@ -57,6 +61,8 @@ pub struct PartialConfig {
     pub log_format: Option<LogFormat>,
     /// See [`ServeConfig::raft`].
     pub raft: Option<RaftTimings>,
+    /// See [`ServeConfig::api_token_file`].
+    pub api_token_file: Option<PathBuf>,
 }
 
 impl PartialConfig {
@@ -90,6 +96,7 @@ impl PartialConfig {
                 .ok_or_else(|| missing("data dir", "--data-dir DIR"))?,
             log_format: flags.log_format.or(self.log_format).unwrap_or_default(),
             raft: flags.raft.or(self.raft).unwrap_or_default(),
+            api_token_file: flags.api_token_file.or(self.api_token_file),
         };
         cfg.validate()?;
         Ok(cfg)

@@ -91,7 +91,7 @@ pub async fn start_member(
     data_dir: &Path,
     timings: RaftTimings,
 ) -> Result<RunningMember, VigilError> {
-    start_member_with(id, listener, advertise, data_dir, timings, None).await
+    start_member_with(id, listener, advertise, data_dir, timings, None, None).await
 }
 
 /// Start member `id`, with the HA runtime when `runtime` is given (`vigil serve`
@@ -103,6 +103,7 @@ pub async fn start_member_with(
     data_dir: &Path,
     timings: RaftTimings,
     runtime: Option<Runtime>,
+    api_token: Option<crate::api::auth::ApiToken>,
 ) -> Result<RunningMember, VigilError> {
     let addr = listener
         .local_addr()
@@ -118,6 +119,14 @@ pub async fn start_member_with(
         member.clone(),
         worker.as_ref().map(|w| w.shared.clone()),
     ));
+    // Last, so that it covers every route merged above (it lets through all but
+    // /api/* and /metrics).
+    if let Some(t) = api_token {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(t),
+            crate::api::auth::require,
+        ));
+    }
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let res = axum::serve(listener, app)
@@ -141,6 +150,13 @@ pub async fn start_member_with(
 
 /// `vigil serve`: run one member until SIGTERM or Ctrl-C, then shut down cleanly.
 pub async fn serve(cfg: ServeConfig) -> Result<(), VigilError> {
+    let api_token = match &cfg.api_token_file {
+        Some(p) => Some(crate::api::auth::ApiToken::load(p)?),
+        None => {
+            tracing::warn!("no --api-token-file: the admin API and /metrics accept anyone who can reach this port");
+            None
+        }
+    };
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| VigilError::io(format!("binding {}", cfg.listen), e))?;
@@ -151,6 +167,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), VigilError> {
         &cfg.data_dir,
         cfg.raft.clone(),
         Some((Providers::default(), WorkerConfig::default())),
+        api_token,
     )
     .await?;
     shutdown_signal().await;

@@ -360,3 +360,82 @@ async fn shell_completions() -> Result<()> {
     assert!(out.stderr.contains("bash"), "{out:?}");
     Ok(())
 }
+
+/// `vigil serve --api-token-file`: the admin API and /metrics refuse requests without
+/// the token (with a hint), the CLI passes it with --token-file or VIGIL_TOKEN, health
+/// checks stay open and the members still talk to each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_token_is_required_when_configured() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let tf = dir.path().join("token");
+    let token = "0123456789abcdef0123456789abcdef";
+    std::fs::write(&tf, format!("{token}\n"))?;
+    let tfs = tf.to_str().unwrap();
+    let c = ProcCluster::spawn(2, &["--api-token-file", tfs]).await?;
+    let out = cli(&c, 1, &["cluster", "init"]).await?;
+    assert_fails_with(&out, "requires an API token");
+    assert!(out.stderr.contains("--token-file"), "{out:?}");
+    assert_ok(&cli(&c, 1, &["--token-file", tfs, "cluster", "init"]).await?);
+    // Wait for the leader through the CLI (the test harness has no token).
+    let end = Instant::now() + Duration::from_secs(30);
+    while !cli(&c, 1, &["--token-file", tfs, "cluster", "status"])
+        .await?
+        .stdout
+        .contains("leader: 1")
+    {
+        if Instant::now() > end {
+            bail!("no leader within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let addr2 = c.addr(2);
+    assert_ok(
+        &cli(
+            &c,
+            1,
+            &[
+                "--token-file",
+                tfs,
+                "cluster",
+                "join",
+                "--id",
+                "2",
+                "--addr",
+                &addr2,
+            ],
+        )
+        .await?,
+    );
+    // Through member 2 with the token in the environment.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["--endpoint", &c.url(2), "-o", "json", "cluster", "status"])
+        .env("VIGIL_TOKEN", token)
+        .output()
+        .await?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(s["members"].as_array().map(Vec::len), Some(2));
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["--endpoint", &c.url(2), "cluster", "status"])
+        .env("VIGIL_TOKEN", "0123456789abcdef0123456789abcdeX")
+        .output()
+        .await?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong"));
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let r = http.get(format!("{}/healthz", c.url(1))).send().await?;
+    assert!(r.status().is_success());
+    let r = http.get(format!("{}/metrics", c.url(1))).send().await?;
+    assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let r = http
+        .get(format!("{}/metrics", c.url(1)))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    assert!(r.status().is_success());
+    Ok(())
+}

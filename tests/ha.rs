@@ -513,6 +513,7 @@ async fn a_joining_member_takes_about_a_quarter_of_the_hosts() {
         &ha.dir.path().join("member-4"),
         RaftTimings::default(),
         Some(runtime(&ha.fleet, "member-4".into())),
+        None,
     )
     .await
     .unwrap();

@@ -1,6 +1,7 @@
 //! The HTTP surface of a member: the JSON admin API under `/api/v1/`, the Raft routes
 //! under `/raft/`, and `/healthz` / `/readyz`, all on one port.
 
+pub mod auth;
 pub mod cluster;
 pub mod error;
 pub mod events;

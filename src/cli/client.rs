@@ -17,6 +17,7 @@ pub struct ApiClient {
     bases: Vec<String>,
     current: std::sync::atomic::AtomicUsize,
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 enum Method<'a> {
@@ -50,7 +51,14 @@ impl ApiClient {
             bases,
             current: std::sync::atomic::AtomicUsize::new(0),
             http,
+            token: None,
         })
+    }
+
+    /// Send `Authorization: Bearer <token>` with every request.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
     }
 
     /// GET `path` and decode JSON.
@@ -85,12 +93,15 @@ impl ApiClient {
             let idx = (first + i) % n;
             let base = &self.bases[idx];
             let url = format!("{base}{path}");
-            let req = match m {
+            let mut req = match m {
                 Method::Get => self.http.get(url),
                 Method::Delete => self.http.delete(url),
                 Method::Post(b) => self.http.post(url).json(b),
                 Method::Put(b) => self.http.put(url).json(b),
             };
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
+            }
             match req.send().await {
                 Ok(resp) => {
                     self.current.store(idx, Ordering::Relaxed);
@@ -172,13 +183,7 @@ pub fn resolve_endpoint(flag: Option<&str>) -> Result<String> {
     if let Some(p) = config_path() {
         match std::fs::read_to_string(&p) {
             Ok(text) => {
-                #[derive(serde::Deserialize)]
-                #[serde(deny_unknown_fields)]
-                struct CliConfig {
-                    endpoint: Option<String>,
-                }
-                let c: CliConfig = toml::from_str(&text)
-                    .with_context(|| format!("reading the CLI config {}", p.display()))?;
+                let c = parse_config(&text, &p)?;
                 if let Some(e) = c.endpoint {
                     return Ok(e);
                 }
@@ -188,6 +193,44 @@ pub fn resolve_endpoint(flag: Option<&str>) -> Result<String> {
         }
     }
     Ok(DEFAULT_ENDPOINT.to_string())
+}
+
+/// The CLI config file: `endpoint = "…"`, `token_file = "…"`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CliConfig {
+    endpoint: Option<String>,
+    token_file: Option<std::path::PathBuf>,
+}
+
+fn parse_config(text: &str, p: &std::path::Path) -> Result<CliConfig> {
+    toml::from_str(text).with_context(|| format!("reading the CLI config {}", p.display()))
+}
+
+/// The API token: `--token-file`, else `VIGIL_TOKEN`, else `token_file` in the CLI
+/// config; `None` when none is configured (members without a token accept that).
+pub fn resolve_token(flag: Option<&std::path::Path>) -> Result<Option<String>> {
+    let read = |p: &std::path::Path| -> Result<String> {
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("reading the token file {}", p.display()))?;
+        Ok(text.lines().next().unwrap_or("").trim().to_string())
+    };
+    if let Some(p) = flag {
+        return read(p).map(Some);
+    }
+    if let Ok(t) = std::env::var("VIGIL_TOKEN") {
+        if !t.trim().is_empty() {
+            return Ok(Some(t.trim().to_string()));
+        }
+    }
+    if let Some(p) = config_path() {
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            if let Some(f) = parse_config(&text, &p)?.token_file {
+                return read(&f).map(Some);
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The endpoint when nothing says otherwise.

@@ -33,6 +33,10 @@ pub struct Cli {
     /// (~/.config/vigil/cli.toml), else http://127.0.0.1:7001.
     #[arg(long, global = true, env = "VIGIL_ENDPOINT")]
     pub endpoint: Option<String>,
+    /// File holding the API token of members started with --api-token-file (else
+    /// `VIGIL_TOKEN`, else `token_file` in the CLI config).
+    #[arg(long, global = true)]
+    pub token_file: Option<PathBuf>,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
     pub output: Output,
@@ -115,6 +119,11 @@ pub struct ServeArgs {
     /// Snapshot after this many log entries.
     #[arg(long)]
     pub snapshot_every: Option<u64>,
+    /// File holding the API token (≥ 16 characters); when given, `/api/v1/*` and
+    /// `/metrics` require `Authorization: Bearer <token>` (clients: `--token-file` or
+    /// `VIGIL_TOKEN`).
+    #[arg(long)]
+    pub api_token_file: Option<PathBuf>,
 }
 
 /// `vigil dev` flags.
@@ -210,6 +219,7 @@ impl ServeArgs {
             data_dir: self.data_dir,
             log_format: self.log_format,
             raft: raft_flags.then_some(raft),
+            api_token_file: self.api_token_file,
         };
         Ok(file.merge(flags)?)
     }
@@ -227,13 +237,14 @@ pub async fn run_client(cli: Cli) -> Result<()> {
         return Ok(());
     }
     let endpoint = client::resolve_endpoint(cli.endpoint.as_deref())?;
+    let token = client::resolve_token(cli.token_file.as_deref())?;
     if let Command::Power(cmd) = cli.command {
-        return power::run(out, cmd, &endpoint, cli.timeout).await;
+        return power::run(out, cmd, &endpoint, cli.timeout, token).await;
     }
     if let Command::Sim(args) = cli.command {
         return sim::run(out, args).await;
     }
-    let api = ApiClient::new(&endpoint, cli.timeout)?;
+    let api = ApiClient::new(&endpoint, cli.timeout)?.with_token(token);
     match cli.command {
         Command::Power(_) | Command::Sim(_) | Command::Completions { .. } => {
             unreachable!("handled above")

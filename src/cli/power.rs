@@ -73,7 +73,13 @@ struct PowerOut {
 }
 
 /// Run a `vigil power` command (`endpoint`/`timeout`: the API, for `--host`).
-pub async fn run(out: Output, cmd: PowerCmd, endpoint: &str, timeout: Duration) -> Result<()> {
+pub async fn run(
+    out: Output,
+    cmd: PowerCmd,
+    endpoint: &str,
+    timeout: Duration,
+    token: Option<String>,
+) -> Result<()> {
     let (action, args) = match cmd {
         PowerCmd::Status(a) => (None, a),
         PowerCmd::On(a) => (Some(PowerAction::On), a),
@@ -86,7 +92,7 @@ pub async fn run(out: Output, cmd: PowerCmd, endpoint: &str, timeout: Duration) 
         }
     }
     let result = match (&args.host, &args.fence) {
-        (Some(host), _) => via_member(host, action, &args, endpoint, timeout).await?,
+        (Some(host), _) => via_member(host, action, &args, endpoint, timeout, token).await?,
         (None, Some(fence)) => direct(fence, action, &args).await?,
         (None, None) => bail!("give --fence SPEC or --host NAME"),
     };
@@ -100,9 +106,11 @@ async fn via_member(
     args: &PowerArgs,
     endpoint: &str,
     timeout: Duration,
+    token: Option<String>,
 ) -> Result<PowerOut> {
     // The request lasts as long as the action may: wait for it, plus some slack.
-    let api = ApiClient::new(endpoint, timeout.max(args.within + Duration::from_secs(10)))?;
+    let api = ApiClient::new(endpoint, timeout.max(args.within + Duration::from_secs(10)))?
+        .with_token(token);
     let body = serde_json::json!({
         "action": action.map_or("status".to_string(), |a| a.to_string()),
         "level": args.level - 1,

@@ -56,7 +56,9 @@ impl DevCluster {
                 }
                 (p, c)
             });
-            members.push(start_member_with(i, listener, None, &data, timings.clone(), rt).await?);
+            members.push(
+                start_member_with(i, listener, None, &data, timings.clone(), rt, None).await?,
+            );
         }
         let first = &members[0].member;
         if !first.identity().initialized {
