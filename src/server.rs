@@ -152,11 +152,9 @@ pub async fn start_member_with(
 pub async fn serve(cfg: ServeConfig) -> Result<(), VigilError> {
     let api_token = match &cfg.api_token_file {
         Some(p) => Some(crate::api::auth::ApiToken::load(p)?),
-        None => {
-            tracing::warn!("no --api-token-file: the admin API and /metrics accept anyone who can reach this port");
-            None
-        }
+        None => None,
     };
+    let open_api = api_token.is_none();
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| VigilError::io(format!("binding {}", cfg.listen), e))?;
@@ -170,6 +168,11 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), VigilError> {
         api_token,
     )
     .await?;
+    if open_api {
+        tracing::warn!(
+            "no --api-token-file: the admin API and /metrics accept anyone who can reach this port"
+        );
+    }
     shutdown_signal().await;
     tracing::info!("shutting down: draining requests, stopping raft, flushing storage");
     running.stop().await?;
