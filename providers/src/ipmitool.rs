@@ -38,8 +38,8 @@ use tokio::time::Instant;
 use crate::child::{self, RunError};
 use crate::error::DriverError;
 use crate::power::{
-    act_verified, ActionReport, Polling, PowerAction, PowerDriver, PowerReading, PowerState,
-    PowerSteps,
+    act_verified, read_timed, ActionReport, Polling, PowerAction, PowerDriver, PowerReading,
+    PowerState, PowerSteps,
 };
 
 /// Most characters of ipmitool output quoted in an error or a detail.
@@ -103,14 +103,7 @@ impl fmt::Debug for IpmitoolConfig {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("username", &self.username)
-            .field(
-                "password",
-                &if self.password.is_empty() {
-                    "(none)"
-                } else {
-                    "(set)"
-                },
-            )
+            .field("password", &crate::power::redacted(&self.password))
             .field("program", &self.program)
             .field("cipher_suite", &self.cipher_suite)
             .field("timeout_secs", &self.timeout_secs)
@@ -318,13 +311,7 @@ impl PowerDriver for IpmitoolDriver {
     }
 
     async fn status(&self, deadline: Instant) -> Result<PowerReading, DriverError> {
-        let start = Instant::now();
-        let (state, detail) = self.read(deadline).await?;
-        Ok(PowerReading {
-            state,
-            detail,
-            took: start.elapsed(),
-        })
+        read_timed(self, deadline).await
     }
 
     async fn act(

@@ -131,6 +131,29 @@ pub(crate) trait PowerSteps: Send + Sync {
     fn describe_read(&self) -> String;
 }
 
+/// How a driver's `Debug` shows a password: whether one is set, never what it is.
+pub(crate) fn redacted(password: &str) -> &'static str {
+    if password.is_empty() {
+        "(none)"
+    } else {
+        "(set)"
+    }
+}
+
+/// One timed status read through `steps` (the `status` of both IPMI drivers).
+pub(crate) async fn read_timed<S: PowerSteps + ?Sized>(
+    steps: &S,
+    deadline: Instant,
+) -> Result<PowerReading, DriverError> {
+    let start = Instant::now();
+    let (state, detail) = steps.read_power(deadline).await?;
+    Ok(PowerReading {
+        state,
+        detail,
+        took: start.elapsed(),
+    })
+}
+
 /// How [`act_verified`] polls the power state after a command.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Polling {

@@ -58,14 +58,7 @@ impl fmt::Debug for ScriptDriver {
         f.debug_struct("ScriptDriver")
             .field("program", &self.program)
             .field("options", &self.options)
-            .field(
-                "password",
-                &if self.password.is_empty() {
-                    "(none)"
-                } else {
-                    "(set)"
-                },
-            )
+            .field("password", &crate::power::redacted(&self.password))
             .finish()
     }
 }

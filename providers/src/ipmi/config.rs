@@ -110,14 +110,7 @@ impl fmt::Debug for IpmiConfig {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("username", &self.username)
-            .field(
-                "password",
-                &if self.password.is_empty() {
-                    "(none)"
-                } else {
-                    "(set)"
-                },
-            )
+            .field("password", &crate::power::redacted(&self.password))
             .field("privilege", &self.privilege)
             .field("try_timeout", &self.try_timeout)
             .field("retries", &self.retries)

@@ -29,8 +29,8 @@ use super::config::IpmiConfig;
 use super::session::{Budget, Session};
 use crate::error::DriverError;
 use crate::power::{
-    act_verified, within, ActionReport, Polling, PowerAction, PowerDriver, PowerReading,
-    PowerState, PowerSteps,
+    act_verified, read_timed, within, ActionReport, Polling, PowerAction, PowerDriver,
+    PowerReading, PowerState, PowerSteps,
 };
 
 /// Sends of one command on a reused session before it is presumed dropped: a
@@ -287,13 +287,7 @@ impl PowerDriver for IpmiDriver {
     }
 
     async fn status(&self, deadline: Instant) -> Result<PowerReading, DriverError> {
-        let start = Instant::now();
-        let (state, detail) = self.read_power(deadline).await?;
-        Ok(PowerReading {
-            state,
-            detail,
-            took: start.elapsed(),
-        })
+        read_timed(self, deadline).await
     }
 
     async fn act(

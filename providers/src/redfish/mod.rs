@@ -113,14 +113,7 @@ impl fmt::Debug for RedfishConfig {
         f.debug_struct("RedfishConfig")
             .field("endpoint", &self.endpoint)
             .field("username", &self.username)
-            .field(
-                "password",
-                &if self.password.is_empty() {
-                    "(none)"
-                } else {
-                    "(set)"
-                },
-            )
+            .field("password", &crate::power::redacted(&self.password))
             .field("auth", &self.auth)
             .field("system_id", &self.system_id)
             .field("ca_file", &self.ca_file)
