@@ -100,8 +100,9 @@ pub fn plan(slots: &[Slot<'_>], live: &[NodeId]) -> Vec<(String, Option<NodeId>)
 
 /// Rendezvous (highest random weight) score of a (host, member) pair: FNV-1a 64 of
 /// the host name, mixed with the member id. Stable across versions and platforms —
-/// it decides placements that are replicated, so it must never change silently.
-fn score(host: &str, member: NodeId) -> u64 {
+/// it decides placements that are replicated, so it must never change silently. The
+/// runtime also uses it as a well-spread per-host hash (check jitter).
+pub(crate) fn score(host: &str, member: NodeId) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut h = OFFSET;

@@ -2,6 +2,9 @@
 //! simulated fleet (Redfish BMCs on loopback), `vigil sim` to break a host, `vigil
 //! events --follow` to see it fenced, then a member killed and the fleet still covered.
 
+#[path = "support/cli.rs"]
+mod cli;
+
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -18,24 +21,15 @@ async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>, secs: u64, what: &
         .unwrap_or_else(|| panic!("stream ended before {what}"))
 }
 
+/// The CLI against the dev cluster (`support/cli.rs`), which must succeed.
 async fn vigil(env: &[(&str, &str)], args: &[&str]) -> String {
-    let o = tokio::time::timeout(
-        Duration::from_secs(60),
-        Command::new(BIN)
-            .args(args)
-            .envs(env.iter().copied())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("CLI timed out")
-    .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "vigil {args:?}: {out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let endpoint = env
+        .iter()
+        .find(|(k, _)| *k == "VIGIL_ENDPOINT")
+        .map(|(_, v)| *v)
+        .expect("VIGIL_ENDPOINT");
+    let (ok, out, err) = cli::vigil(endpoint, env, args).await;
+    assert!(ok, "vigil {args:?}: {out}{err}");
     out
 }
 

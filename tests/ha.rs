@@ -8,6 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+#[path = "support/cli.rs"]
+mod cli;
+
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use vigil::dev::DevCluster;
@@ -586,33 +589,15 @@ async fn the_fenced_event_reaches_a_follower_of_the_event_stream() {
     child.kill().await.unwrap();
 
     // Bad input is refused with what is allowed.
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["--endpoint", &url, "events", "--type", "host.exploded"])
-        .env_remove("VIGIL_ENDPOINT")
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let (ok, _, err) = cli::vigil(&url, &[], &["events", "--type", "host.exploded"]).await;
+    assert!(!ok);
     assert!(
         err.contains("unknown event type") && err.contains("host.fenced"),
         "{err}"
     );
     // The history (no --follow) shows the transitions of that host, oldest first.
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args([
-            "--endpoint",
-            &url,
-            "events",
-            "--host",
-            "h003",
-            "--last",
-            "50",
-        ])
-        .env_remove("VIGIL_ENDPOINT")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success());
+    let (ok, text, _) = cli::vigil(&url, &[], &["events", "--host", "h003", "--last", "50"]).await;
+    assert!(ok);
     assert!(
         text.contains("available -> suspect") && text.contains("FENCED"),
         "{text}"
@@ -737,32 +722,24 @@ async fn a_failing_webhook_receiver_gets_every_event_exactly_once_by_key() {
     })
     .await;
     // The CLI shows the delivery state, and refuses bad input with what is allowed.
-    let cli = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .arg("--endpoint")
-            .arg(ha.any().url())
-            .args(args)
-            .env_remove("VIGIL_ENDPOINT")
-            .output()
-            .unwrap()
-    };
-    let o = cli(&["webhook", "list"]);
-    let text = String::from_utf8_lossy(&o.stdout);
+    let url = ha.any().url();
+    let (ok, text, _) = cli::vigil(&url, &[], &["webhook", "list"]).await;
     assert!(
-        o.status.success() && text.contains(&hook_url) && text.contains(" ok"),
+        ok && text.contains(&hook_url) && text.contains(" ok"),
         "{text}"
     );
-    let o = cli(&[
+    let add = [
         "webhook",
         "add",
         "http://127.0.0.1:9/x",
         "--type",
         "host.exploded",
-    ]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown event type"));
-    let o = cli(&["webhook", "remove", "0"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ];
+    let (ok, _, err) = cli::vigil(&url, &[], &add).await;
+    assert!(!ok);
+    assert!(err.contains("unknown event type"));
+    let (ok, _, err) = cli::vigil(&url, &[], &["webhook", "remove", "0"]).await;
+    assert!(ok, "{err}");
     assert!(ha.read(|s| s.webhooks.is_empty()));
     server.abort();
     ha.stop().await;

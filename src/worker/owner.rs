@@ -90,12 +90,7 @@ fn spread(host: &str, salt: u64, span: Millis) -> Millis {
     if span == 0 {
         return 0;
     }
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
-    for b in host.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h % span
+    crate::assign::score(host, salt) % span
 }
 
 fn int_setting(s: &VigilState, key: &str, default: usize) -> usize {
