@@ -676,10 +676,7 @@ impl VigilState {
                 }
             }
         }
-        let lease = match self.setting("member.lease") {
-            Some(settings::SettingValue::DurationMs(ms)) => ms,
-            _ => 0,
-        };
+        let lease = self.member_lease();
         let mut moved = 0;
         for (host, owner) in assignments {
             let Some(h) = self.hosts.get(host) else {

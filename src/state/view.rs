@@ -67,6 +67,15 @@ impl VigilState {
         self.hosts.values().filter(move |h| h.owner == Some(member))
     }
 
+    /// `member.lease` in milliseconds (the setting always has a value, its default
+    /// when not set, and only durations pass its validation).
+    pub fn member_lease(&self) -> Millis {
+        match self.setting("member.lease") {
+            Some(crate::settings::SettingValue::DurationMs(ms)) => ms,
+            _ => 0,
+        }
+    }
+
     /// Live members, in id order.
     pub fn live_members(&self) -> Vec<NodeId> {
         self.members

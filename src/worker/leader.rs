@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::{member_lease, pause, Shared, WorkerConfig};
+use super::{pause, Shared, WorkerConfig};
 use crate::assign::{self, Slot};
 use crate::state::{Command, Response};
 
@@ -86,7 +86,7 @@ async fn round(sh: &Shared, planned: &mut Option<u64>) -> Result<(), String> {
     let peers = sh.member.peers();
     let now = sh.mono_ms();
     let changes = sh.member.read_local(|s| {
-        let lease = member_lease(s);
+        let lease = s.member_lease();
         sh.tracker
             .lock()
             .expect("tracker lock")

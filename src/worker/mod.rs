@@ -33,7 +33,6 @@ use vigil_raft::Member;
 use crate::engine::policy::Millis;
 use crate::liveness::{Lease, LivenessTracker};
 use crate::metrics::RuntimeMetrics;
-use crate::settings::SettingValue;
 use crate::state::{Stamp, VigilState};
 pub use probes::Providers;
 
@@ -82,7 +81,7 @@ impl Shared {
 
     /// The member lease currently configured.
     pub fn lease_ms(&self) -> Millis {
-        self.member.read_local(member_lease)
+        self.member.read_local(VigilState::member_lease)
     }
 
     /// A stamp for a proposal from this member, now.
@@ -91,14 +90,6 @@ impl Shared {
             by: self.member.id(),
             at_ms: crate::api::settings::now_ms(),
         }
-    }
-}
-
-/// `member.lease` of a state, in milliseconds.
-pub fn member_lease(s: &VigilState) -> Millis {
-    match s.setting("member.lease") {
-        Some(SettingValue::DurationMs(ms)) => ms,
-        _ => 2000,
     }
 }
 

@@ -26,7 +26,7 @@ use vigil_providers::check::{ActivityResult, Health};
 
 use super::action::{self, Job};
 use super::probes::{check_budget, Probes, Providers};
-use super::{member_lease, pause, Shared, WorkerConfig};
+use super::{pause, Shared, WorkerConfig};
 use crate::engine::health::HealthTracker;
 use crate::engine::input::{ActionResult, Activity, HealthObs, Input};
 use crate::engine::policy::{Millis, Policy};
@@ -260,7 +260,7 @@ impl Loop {
         self.seen_config = Some(s.config_revision);
         let me = self.sh.member.id();
         let now = self.sh.mono_ms();
-        let lease = member_lease(s);
+        let lease = s.member_lease();
         let mut seen = BTreeSet::new();
         for h in s.owned_by(me) {
             seen.insert(h.spec.name.clone());
@@ -318,7 +318,6 @@ impl Loop {
         if !self.sh.lease_valid() {
             return out;
         }
-        let me = self.sh.member.id();
         let now = self.sh.mono_ms();
         for (name, o) in self.owned.iter_mut() {
             let Some(h) = s.hosts.get(name) else { continue };
@@ -410,7 +409,6 @@ impl Loop {
                 ));
             }
         }
-        let _ = me;
         // Forget executed intents that are over (bounded memory).
         if self.tick % 100 == 0 {
             self.started.retain(|id| {
