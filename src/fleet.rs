@@ -94,7 +94,7 @@ impl LocalApply {
                     panic!("input rejected: {o:?}");
                 }
             }
-            Response::Applied { .. } => {}
+            Response::Applied { .. } | Response::Begun { .. } => {}
         }
         r
     }

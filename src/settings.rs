@@ -126,6 +126,13 @@ pub const SETTINGS: &[SettingDef] = &[
         "how long a member may be silent before it is declared dead and its hosts move; a member that cannot renew its own lease for this long stops acting",
     ),
     def(
+        "cluster.max_clock_skew",
+        dur(0, MIN),
+        "1s",
+        Scope::Cluster,
+        "the largest difference between two members' wall clocks (plus a BMC request's delivery time) that vigil's safety relies on: after a power cycle began, no other member acts on that host until the cycle's time budget plus this margin has passed",
+    ),
+    def(
         "events.retention",
         int(100, 1_000_000),
         "10000",

@@ -121,6 +121,8 @@ fn arb_gate() -> impl Strategy<Value = Gate> {
 enum Res {
     Done(PowerState),
     Failed,
+    /// Outcome unknown (the executor changed mid-action); power as read now.
+    Unknown(PowerState),
 }
 
 impl Res {
@@ -132,6 +134,10 @@ impl Res {
             },
             Res::Failed => ActionResult::Failed {
                 reason: "driver error".into(),
+            },
+            Res::Unknown(p) => ActionResult::Unknown {
+                power: p,
+                detail: "taken over".into(),
             },
         }
     }
@@ -166,6 +172,9 @@ fn arb_res() -> impl Strategy<Value = Res> {
         Just(Res::Done(PowerState::On)),
         Just(Res::Done(PowerState::Unknown)),
         Just(Res::Failed),
+        Just(Res::Unknown(PowerState::On)),
+        Just(Res::Unknown(PowerState::Off)),
+        Just(Res::Unknown(PowerState::Unknown)),
     ]
 }
 
@@ -434,10 +443,12 @@ impl Sim {
             },
             Recovering | Fencing => {
                 let id = r.intent.unwrap_or(self.next_intent);
-                match c % 6 {
+                match c % 8 {
                     0 => outcome(id, Res::Done(PowerState::Off)),
                     1 => outcome(id, Res::Done(PowerState::On)),
                     2 => self.tick_at(r.deadline, c),
+                    3 => outcome(id, Res::Unknown(PowerState::On)),
+                    4 => outcome(id, Res::Unknown(PowerState::Unknown)),
                     _ => outcome(id, Res::Failed),
                 }
             }
@@ -560,8 +571,17 @@ proptest! {
                 }
             }
             if to == Fenced && from != Fenced {
-                let verified = from == Fencing
-                    && (off || matches!(&r.input, Input::Outcome { result: ActionResult::Done { power_after: PowerState::Off, .. }, .. }));
+                let reads_off = matches!(
+                    &r.input,
+                    Input::Outcome {
+                        result: ActionResult::Done { power_after: PowerState::Off, .. }
+                            | ActionResult::Unknown { power: PowerState::Off, .. },
+                        ..
+                    }
+                );
+                // Fencing verified off, or a power cycle that found the host off (it
+                // powers on only a host it powered off itself).
+                let verified = matches!(from, Fencing | Recovering) && (off || reads_off);
                 prop_assert!(verified || found_off || confirmed, "unexpected entry into fenced: {r:#?}");
                 prop_assert!(
                     r.out.actions.iter().all(|a| matches!(a, Action::CloseIntent { .. })),
@@ -572,12 +592,13 @@ proptest! {
                 let Action::Fence { new_fence, .. } = a else { unreachable!() };
                 if *new_fence {
                     // A new fence needs evidence: a verdict of the activity rounds, a
-                    // failed or timed-out power cycle, a host that did not come back
-                    // after one, or an operator retry of a failed fence.
+                    // host that did not come back within the recovery wait after a
+                    // power cycle (whatever became of the cycle: a failed or unknown
+                    // cycle is never by itself a reason to fence, so never straight
+                    // from Recovering), or an operator retry of a failed fence.
                     let ok = match from {
                         Checking => r.input == activity(Activity::Inactive)
                             && r.out.record.rounds_failed >= s.policy.activity_failures_needed(),
-                        Recovering => matches!(r.input, Input::Tick | Input::Outcome { result: ActionResult::Failed { .. }, .. }),
                         Recovered => r.input == Input::Tick,
                         FenceFailed => is_admin(&r.input, Admin::Retry),
                         _ => false,
@@ -643,9 +664,11 @@ proptest! {
     }
 
     /// 3b. An authorized intent ends only as DESIGN.md §4 says: Recovering ends in
-    /// Recovered, another attempt, Fencing, (gate closed) back to Suspect, or (put in
-    /// maintenance meanwhile) Ineligible; Fencing ends in the next level, Fenced or
-    /// FenceFailed. HA disabled ends either.
+    /// Recovered (done, failed, unknown or timed out: the host gets its recovery
+    /// wait), another attempt, (gate closed) back to Suspect, Available (it passed a
+    /// health check), Fenced (the cycle found it off) or (put in maintenance
+    /// meanwhile) Ineligible — never straight in Fencing; Fencing ends in the next
+    /// level, Fenced or FenceFailed. HA disabled ends either.
     #[test]
     fn intents_end_only_through_documented_exits(s in arb_scenario(160)) {
         use HaState::*;
@@ -654,7 +677,7 @@ proptest! {
             let to = r.out.record.state;
             match r.before.state {
                 Recovering => prop_assert!(
-                    matches!(to, Recovering | Recovered | Fencing | Suspect | Ineligible | Disabled),
+                    matches!(to, Recovering | Recovered | Suspect | Available | Fenced | Ineligible | Disabled),
                     "recovering -> {to}: {r:#?}"
                 ),
                 Fencing => prop_assert!(
@@ -709,7 +732,8 @@ proptest! {
             p.quiet_period, p.initialize_timeout, p.degraded_max_time,
         ].into_iter().max().unwrap_or(0);
         let dt = longest + p.activity_max_interval + SEC;
-        let bound = 4 * p.activity_rounds + 2 * sim.fence_levels + 10;
+        // Each power cycle attempt takes two steps (Recovering, then the recovery wait).
+        let bound = 4 * p.activity_rounds + 2 * sim.fence_levels + 2 * p.recovery_attempts + 10;
         let start = sim.rec.clone();
         for i in 0..bound as usize {
             if sim.rec.state.in_flight() {
@@ -721,8 +745,13 @@ proptest! {
                 sim.step(Input::Tick);
             }
         }
+        // A host held by a closed gate waits in Suspect, visibly (its `blocked`
+        // reason), for as long as the gate stays closed: that is its exit.
+        let held = sim.rec.state == HaState::Suspect
+            && sim.rec.blocked.is_some()
+            && (sim.gate.actions.is_err() || sim.gate.fence_budget_left == 0);
         prop_assert!(
-            !sim.rec.state.in_flight(),
+            !sim.rec.state.in_flight() || held,
             "still {} after {bound} ticks of {dt} ms from {start:#?}\nnow {:#?}",
             sim.rec.state, sim.rec
         );
@@ -1203,19 +1232,26 @@ fn maintenance_during_a_power_cycle_stops_further_actions() {
             HaState::Recovering,
             "the running cycle goes on: {r:#?}"
         );
+        // Every end leads to the recovery wait first (an uncertain cycle is never by
+        // itself a reason to act again), then, at its deadline, out of HA.
         let r = match end {
             "failed" => sim.step(outcome(1, Res::Failed)),
             "timed out" => {
                 sim.now = sim.rec.deadline;
                 sim.step(Input::Tick)
             }
-            _ => {
-                sim.step(outcome(1, Res::Done(PowerState::On)));
-                assert_eq!(sim.rec.state, HaState::Recovered);
-                sim.now = sim.rec.deadline;
-                sim.step(Input::Tick)
-            }
+            _ => sim.step(outcome(1, Res::Done(PowerState::On))),
         };
+        assert_eq!(sim.rec.state, HaState::Recovered, "{end}: {r:#?}");
+        assert!(
+            !r.out
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::Recover { .. } | Action::Fence { .. })),
+            "{end}: {r:#?}"
+        );
+        sim.now = sim.rec.deadline;
+        let r = sim.step(Input::Tick);
         assert_eq!(sim.rec.state, HaState::Ineligible, "{end}: {r:#?}");
         assert_eq!(sim.rec.ineligible, Some(IneligibleReason::Maintenance));
         assert!(

@@ -115,7 +115,7 @@ impl World {
             Response::Inputs { results, .. } => results
                 .iter()
                 .any(|o| matches!(o, InputOutcome::Rejected { .. })),
-            Response::Applied { .. } => false,
+            Response::Applied { .. } | Response::Begun { .. } => false,
         };
         r
     }
@@ -350,6 +350,13 @@ impl World {
                     } else {
                         rest.join(" ")
                     },
+                },
+            },
+            ["outcome", "unknown", p] => Input::Outcome {
+                intent: self.current_intent(&host)?,
+                result: ActionResult::Unknown {
+                    power: parse_power(p)?,
+                    detail: "scenario: the executor changed mid-action".into(),
                 },
             },
             ["admin", op] => Input::Admin(match *op {

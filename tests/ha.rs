@@ -151,10 +151,10 @@ impl Ha {
                         .filter(|h| h.ha.state != HaState::Available)
                         .map(|h| {
                             format!(
-                                "{:?} epoch {} act_after {} intent {:?}",
+                                "{:?} epoch {} guard {:?} intent {:?}",
                                 h.ha,
                                 h.epoch,
-                                h.act_after,
+                                h.cycle_guard,
                                 h.ha.intent.and_then(|i| s.intents.get(&i))
                             )
                         })

@@ -121,16 +121,17 @@ impl<A: StateMachine> Writer<A> {
     async fn write(&self, cmds: Vec<A::Command>) -> Result<Vec<A::Response>> {
         let deadline = Instant::now() + self.leader_wait;
         loop {
-            let leader_addr = match self.raft.client_write(Batch(cmds.clone())).await {
-                Ok(resp) => return Ok(resp.data.0),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    f.leader_node.map(|n| n.addr)
-                }
-                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                    return Err(Error::Invalid(e.to_string()))
-                }
-                Err(RaftError::Fatal(f)) => return Err(f.into()),
-            };
+            let leader_addr =
+                match commit_bounded(&self.raft, cmds.clone(), self.leader_wait).await? {
+                    Ok(resp) => return Ok(resp.data.0),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                        f.leader_node.map(|n| n.addr)
+                    }
+                    Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                        return Err(Error::Invalid(e.to_string()))
+                    }
+                    Err(RaftError::Fatal(f)) => return Err(f.into()),
+                };
             if let Some(addr) = leader_addr {
                 match post_bincode::<_, Result<Vec<A::Response>>>(
                     &self.client,
@@ -159,6 +160,29 @@ impl<A: StateMachine> Writer<A> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// `client_write` with a bound: a leader that lost its majority (partitioned, or
+/// deposed without knowing it yet) would otherwise hold the caller until the
+/// partition heals. After `2 × leader_wait` the caller gets [`Error::Timeout`] —
+/// the outcome is then unknown (the entry may still commit), as for any timeout.
+async fn commit_bounded<A: StateMachine>(
+    raft: &Raft<A>,
+    cmds: Vec<A::Command>,
+    leader_wait: Duration,
+) -> Result<
+    std::result::Result<
+        openraft::raft::ClientWriteResponse<crate::types::TypeConfig<A>>,
+        RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>,
+    >,
+> {
+    let bound = leader_wait * 2;
+    tokio::time::timeout(bound, raft.client_write(Batch(cmds)))
+        .await
+        .map_err(|_| Error::Timeout {
+            after: bound,
+            what: "waiting for the entry to commit (quorum lost?)".into(),
+        })
 }
 
 /// Fail as unreachable while this member's links are cut (fault injection).
@@ -427,7 +451,7 @@ impl<A: StateMachine> Member<A> {
 
     /// Commit a batch that was forwarded to us; never forwards again.
     pub(crate) async fn write_forwarded(&self, cmds: Vec<A::Command>) -> Result<Vec<A::Response>> {
-        match self.inner.raft.client_write(Batch(cmds)).await {
+        match commit_bounded(&self.inner.raft, cmds, self.inner.timings.leader_wait()).await? {
             Ok(resp) => Ok(resp.data.0),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 Err(Error::NotLeader {

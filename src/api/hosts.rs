@@ -126,6 +126,10 @@ pub fn evidence_summary(input: &Input) -> String {
             ActionResult::Failed { reason } => {
                 with_detail(format!("intent #{intent} failed"), reason)
             }
+            ActionResult::Unknown { power, detail } => with_detail(
+                format!("intent #{intent} outcome unknown, power {power} now"),
+                detail,
+            ),
         },
         Input::Tick => "timer: a deadline or schedule was due".into(),
         Input::Admin(a) => match a {
@@ -475,7 +479,7 @@ pub async fn admin(
         .await?;
     let (revision, outcome) = match resp {
         Response::Inputs { revision, results } => (revision, results.into_iter().next()),
-        Response::Applied { revision } => (revision, None),
+        Response::Applied { revision } | Response::Begun { revision, .. } => (revision, None),
         Response::Rejected { reason } => {
             return Err(crate::error::VigilError::Rejected(reason).into())
         }

@@ -86,7 +86,9 @@ pub(crate) fn stamp(m: &AppState) -> Stamp {
 /// Propose `cmd`; the revision it produced, or 409 with apply's reason.
 pub(crate) async fn commit(m: &AppState, cmd: Command) -> Result<u64, ApiError> {
     match m.write(cmd).await? {
-        Response::Applied { revision } | Response::Inputs { revision, .. } => Ok(revision),
+        Response::Applied { revision }
+        | Response::Inputs { revision, .. }
+        | Response::Begun { revision, .. } => Ok(revision),
         Response::Rejected { reason } => Err(VigilError::Rejected(reason).into()),
     }
 }

@@ -81,7 +81,9 @@ pub fn now_ms() -> u64 {
 
 async fn commit(m: &AppState, key: &str, cmd: Command) -> Result<Json<WriteResult>, ApiError> {
     match m.write(cmd).await? {
-        Response::Applied { revision } | Response::Inputs { revision, .. } => {
+        Response::Applied { revision }
+        | Response::Inputs { revision, .. }
+        | Response::Begun { revision, .. } => {
             // Linearizable read: on a follower the local state may not have applied
             // the write yet.
             let setting = m.read(|s| view(s, key)).await??;

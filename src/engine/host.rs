@@ -222,6 +222,7 @@ impl Stepper<'_> {
         self.rec.recover_attempts = 0;
         self.rec.fence_level = 0;
         self.rec.blocked = None;
+        self.rec.held_since = 0;
     }
 
     fn enter_initializing(&mut self, reason: impl Into<String>, quiet: bool) {
@@ -299,6 +300,7 @@ impl Stepper<'_> {
     fn enter_recovering(&mut self, reason: impl Into<String>) {
         self.rec.recover_attempts += 1;
         self.rec.blocked = None;
+        self.rec.held_since = 0;
         let attempt = self.rec.recover_attempts;
         self.goto(HaState::Recovering, reason);
         let intent = self.new_intent();
@@ -314,6 +316,7 @@ impl Stepper<'_> {
     fn enter_fencing(&mut self, level: u32, new_fence: bool, reason: impl Into<String>) {
         self.rec.fence_level = level;
         self.rec.blocked = None;
+        self.rec.held_since = 0;
         self.goto(HaState::Fencing, reason);
         let intent = self.new_intent();
         let deadline = self.now + self.p().fence_timeout;
@@ -330,7 +333,16 @@ impl Stepper<'_> {
         self.close_intent(IntentEnd::Succeeded);
         self.rec.alarm = None;
         self.rec.blocked = None;
+        self.rec.held_since = 0;
         self.goto(HaState::Fenced, reason);
+    }
+
+    /// Wait `recovery_wait` for the host to come back after a power cycle whose effect
+    /// is not known to have failed to help: a passing health check ends the incident
+    /// (Available); only a host still dead at the deadline is acted on again.
+    fn enter_recovered_wait(&mut self, reason: impl Into<String>) {
+        self.goto(HaState::Recovered, reason);
+        self.rec.deadline = self.now + self.p().recovery_wait;
     }
 
     fn enter_fence_failed(&mut self, reason: String) {
@@ -362,20 +374,35 @@ impl Stepper<'_> {
         if self.in_maintenance() {
             return;
         }
-        if let Err(blocked) = &self.ctx.gate.actions {
-            let blocked = blocked.clone();
+        if let Some(blocked) = self.hold_reason() {
             self.hold(why, &blocked);
             return;
         }
-        let p = self.p();
-        let can_recover = p.recovery_enabled
-            && self.rec.recover_attempts < p.recovery_attempts
-            && self.rec.power == PowerState::On;
-        if can_recover {
+        if self.can_recover() {
+            let p = self.p();
             let n = self.rec.recover_attempts + 1;
             self.enter_recovering(format!("{why}: power cycle {n}/{}", p.recovery_attempts));
         } else {
             self.start_fence(why);
+        }
+    }
+
+    /// Would the next action on a dead host be a power cycle?
+    fn can_recover(&self) -> bool {
+        let p = self.p();
+        p.recovery_enabled
+            && self.rec.recover_attempts < p.recovery_attempts
+            && self.rec.power == PowerState::On
+    }
+
+    /// Why the action a dead host needs next may not start now (None: it may).
+    fn hold_reason(&self) -> Option<String> {
+        if let Err(blocked) = &self.ctx.gate.actions {
+            Some(blocked.clone())
+        } else if self.can_recover() {
+            None
+        } else {
+            self.fence_blocked()
         }
     }
 
@@ -416,11 +443,59 @@ impl Stepper<'_> {
         }
     }
 
+    /// The host is dead but the action it needs may not start: back to Suspect with
+    /// the reason. While held, no activity rounds run (they would only re-confirm
+    /// the death, at one transition and one Raft entry per round); the gate is
+    /// re-checked with a growing backoff instead ([`Stepper::held_check`]), and the
+    /// death is re-verified by fresh rounds once the hold lifts.
     fn hold(&mut self, why: &str, blocked: &str) {
         let msg = format!("{why}, but action held: {blocked}");
         self.close_intent(IntentEnd::Abandoned(format!("held: {blocked}")));
         self.enter_suspect(msg);
         self.rec.blocked = Some(blocked.to_string());
+        self.rec.held_since = self.now;
+        self.schedule_held_check();
+    }
+
+    /// Next gate check of a held host: after as long as it has been held (a doubling
+    /// backoff), at least the activity interval, at most the activity max interval.
+    fn schedule_held_check(&mut self) {
+        let p = self.p();
+        let held = self.now.saturating_sub(self.rec.held_since);
+        let max = p.activity_max_interval.max(p.activity_interval);
+        let at = self.now + held.clamp(p.activity_interval, max);
+        self.rec.next_activity_at = at;
+        self.rec.deadline = at;
+    }
+
+    /// A held host's check is due: still held for the same kind of reason → only the
+    /// next check is scheduled (no transition, no event); held for another reason →
+    /// one transition that says so; no longer held → fresh activity rounds re-verify
+    /// the death before anything is done.
+    fn held_check(&mut self, held: String) {
+        match self.hold_reason() {
+            Some(now) if hold_kind(&now) == hold_kind(&held) => {
+                self.rec.blocked = Some(now);
+                self.schedule_held_check();
+            }
+            Some(now) => {
+                let since = self.rec.held_since;
+                self.goto(HaState::Suspect, format!("action still held: {now}"));
+                self.rec.blocked = Some(now);
+                self.rec.held_since = since;
+                self.schedule_held_check();
+            }
+            None => {
+                self.rec.blocked = None;
+                self.rec.held_since = 0;
+                self.rec.rounds_done = 0;
+                self.rec.rounds_failed = 0;
+                self.enter_checking();
+                if let Some(t) = self.transition.as_mut() {
+                    t.reason = format!("hold lifted ({held}); re-verifying: {}", t.reason);
+                }
+            }
+        }
     }
 
     // ----- inputs ----------------------------------------------------------------
@@ -552,7 +627,10 @@ impl Stepper<'_> {
         let state = self.rec.state;
         if obs.pass {
             match state {
-                Initializing | Suspect | Checking | Degraded | Recovered => {
+                // Recovering too: a host that passes its health check is not dead,
+                // whatever became of the power cycle (its owner may have died with
+                // the outcome unknown); a late outcome of the closed intent is stale.
+                Initializing | Suspect | Checking | Degraded | Recovering | Recovered => {
                     self.enter_available(format!("health check passed ({})", obs.detail))
                 }
                 Fenced if self.rec.alarm.is_none() => {
@@ -661,22 +739,66 @@ impl Stepper<'_> {
         if self.rec.intent != Some(intent) {
             return; // stale: an older attempt, or the state moved on
         }
-        if let ActionResult::Done { power_after, .. } = result {
+        match result {
             // What the driver verified is the freshest power state there is.
-            self.rec.power = *power_after;
+            ActionResult::Done { power_after, .. } => self.rec.power = *power_after,
+            ActionResult::Unknown { power, .. } if *power != PowerState::Unknown => {
+                self.rec.power = *power
+            }
+            _ => {}
         }
         match (self.rec.state, result) {
+            // HA never powers on a host that is off: a cycle that found it off did
+            // nothing, and a host that is off runs no workload.
+            (
+                HaState::Recovering,
+                ActionResult::Done {
+                    power_after: PowerState::Off,
+                    detail,
+                }
+                | ActionResult::Unknown {
+                    power: PowerState::Off,
+                    detail,
+                },
+            ) => {
+                self.close_intent(IntentEnd::Abandoned("host found powered off".into()));
+                self.enter_fenced(format!(
+                    "host is powered off after the power cycle step ({detail})"
+                ));
+            }
             (HaState::Recovering, ActionResult::Done { .. }) => {
                 self.close_intent(IntentEnd::Succeeded);
-                self.goto(
-                    HaState::Recovered,
-                    "power cycle done; waiting for the host to come back",
-                );
-                self.rec.deadline = self.now + self.p().recovery_wait;
+                // A verified cycle that does not bring the host back is not repeated.
+                self.rec.recover_attempts =
+                    self.rec.recover_attempts.max(self.p().recovery_attempts);
+                self.enter_recovered_wait("power cycle done; waiting for the host to come back");
+            }
+            (HaState::Recovering, ActionResult::Unknown { power, detail }) => {
+                self.close_intent(IntentEnd::Abandoned(format!("outcome unknown: {detail}")));
+                self.enter_recovered_wait(format!(
+                    "power cycle outcome unknown ({detail}; power {power}); waiting for the host to come back"
+                ));
             }
             (HaState::Recovering, ActionResult::Failed { reason }) => {
                 self.close_intent(IntentEnd::Failed(reason.clone()));
                 self.recovery_failed(&format!("power cycle failed: {reason}"));
+            }
+            (
+                HaState::Fencing,
+                ActionResult::Unknown {
+                    power: PowerState::Off,
+                    detail,
+                },
+            ) => {
+                let level = self.rec.fence_level + 1;
+                self.enter_fenced(format!(
+                    "power found off after fence level {level} changed hands ({detail})"
+                ));
+            }
+            (HaState::Fencing, ActionResult::Unknown { power, detail }) => {
+                let why = format!("outcome unknown ({detail}), power {power}");
+                self.close_intent(IntentEnd::Failed(why.clone()));
+                self.fence_level_failed(&why);
             }
             (
                 HaState::Fencing,
@@ -702,8 +824,16 @@ impl Stepper<'_> {
         }
     }
 
+    /// A power cycle failed or its outcome is unknown. Another cycle may start at
+    /// once only if attempts are left and the host is known to be on; otherwise the
+    /// host gets `recovery_wait` to come back: an uncertain cycle is never, by itself,
+    /// a reason to fence (the cycle may have worked, or be finishing).
     fn recovery_failed(&mut self, why: &str) {
-        self.act_on_dead(why);
+        if self.can_recover() {
+            self.act_on_dead(why);
+        } else {
+            self.enter_recovered_wait(format!("{why}; waiting for the host to come back"));
+        }
     }
 
     fn fence_level_failed(&mut self, why: &str) {
@@ -737,7 +867,10 @@ impl Stepper<'_> {
                     "no passing health check within {t} of initializing"
                 ));
             }
-            Suspect if due(self.rec.next_activity_at) => self.enter_checking(),
+            Suspect if due(self.rec.next_activity_at) => match self.rec.blocked.clone() {
+                Some(held) => self.held_check(held),
+                None => self.enter_checking(),
+            },
             Checking if due(self.rec.deadline) => {
                 self.activity(Activity::Error, "activity check timed out");
             }
@@ -755,15 +888,20 @@ impl Stepper<'_> {
                     self.actions.push(Action::ActivityCheck { round: 0 });
                 }
             }
+            // No outcome in time (the owner died, the outcome was lost): unknown, so
+            // the host gets its recovery wait like after any cycle.
             Recovering if due(self.rec.deadline) => {
                 self.close_intent(IntentEnd::TimedOut);
-                self.recovery_failed("power cycle timed out");
+                let t = fmt_ms(self.p().recovery_timeout);
+                self.enter_recovered_wait(format!(
+                    "power cycle outcome unknown: not reported within {t}; waiting for the host to come back"
+                ));
             }
+            // Still dead after the wait: another cycle if attempts are left, else a
+            // fence, through the gate as usual.
             Recovered if due(self.rec.deadline) => {
                 let t = fmt_ms(self.p().recovery_wait);
-                self.rec.recover_attempts =
-                    self.rec.recover_attempts.max(self.p().recovery_attempts);
-                self.start_fence(&format!(
+                self.act_on_dead(&format!(
                     "host did not come back within {t} of a power cycle"
                 ));
             }
@@ -774,4 +912,13 @@ impl Stepper<'_> {
             _ => {}
         }
     }
+}
+
+/// The kind of a hold reason, for deciding whether a hold "changed": its text up to
+/// the first digit (counts and times inside a reason change while its kind does not).
+fn hold_kind(reason: &str) -> &str {
+    let end = reason
+        .find(|c: char| c.is_ascii_digit())
+        .unwrap_or(reason.len());
+    &reason[..end]
 }

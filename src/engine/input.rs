@@ -47,6 +47,16 @@ pub enum ActionResult {
         /// Why.
         reason: String,
     },
+    /// Whether the action happened is not known: its executor changed while it ran
+    /// (the owner died, restarted or lost the host mid-action). `power` is what the
+    /// BMC says now (Unknown if it could not be read). For a power cycle this is
+    /// never a reason to fence: the engine waits for the host to come back.
+    Unknown {
+        /// Power state read now.
+        power: PowerState,
+        /// What was seen.
+        detail: String,
+    },
 }
 
 /// Operator and configuration inputs.

@@ -188,6 +188,10 @@ pub struct HaRecord {
     pub deadline: Millis,
     /// Why the engine wants to act but may not (breaker, budget, pool inactive).
     pub blocked: Option<String>,
+    /// While `blocked`: when the hold started. A held host re-checks the gate with a
+    /// backoff that grows with the time held (capped by the activity max interval),
+    /// so that a long hold costs neither Raft entries nor events per round.
+    pub held_since: Millis,
     /// Raised alarm that needs an operator (FenceFailed, degraded too long…).
     pub alarm: Option<String>,
 }
@@ -209,6 +213,7 @@ impl HaRecord {
             intent: None,
             deadline: 0,
             blocked: None,
+            held_since: 0,
             alarm: None,
         }
     }

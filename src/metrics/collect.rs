@@ -412,7 +412,7 @@ mod tests {
                     owner: Some(1 + (i % 3) as u64),
                     epoch: 1,
                     last_owner: None,
-                    act_after: 0,
+                    cycle_guard: None,
                     history: Vec::new(),
                 },
             );

@@ -97,8 +97,12 @@ label_values!(
         Ok => "ok",
         /// The driver failed, or the level cannot be used.
         Failed => "failed",
-        /// Not executed: lease expired, ownership or intent changed, deadline passed.
+        /// Not executed (now): lease expired, no leader to commit the begin record,
+        /// ownership or intent changed, deadline passed.
         Skipped => "skipped",
+        /// Reported as unknown: an earlier executor began the intent (a power cycle
+        /// is then read, never repeated).
+        Unknown => "unknown",
     }
 );
 

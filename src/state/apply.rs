@@ -4,15 +4,18 @@
 //! replicated ledger, so a stale or buggy proposer cannot exceed a budget or bypass the
 //! breaker: the decision is re-made at apply.
 
+use std::collections::{BTreeMap, VecDeque};
+
 use crate::engine::host::{step, Action, Ctx, Gate, Transition};
 use crate::engine::input::{ActionResult, Admin, Input};
 use crate::engine::policy::{Millis, Overrides, Policy};
 use crate::engine::pool::{self, Budget, PoolCounts, PoolStatus};
 use crate::engine::record::HaRecord;
 use crate::settings;
+
 use crate::state::model::{
-    Event, EventKind, HistoryEntry, Host, HostSpec, Intent, IntentKind, IntentState, LedgerEntry,
-    Pool, PoolSpec, HOST_HISTORY,
+    Begin, CycleGuard, Event, EventKind, HistoryEntry, Host, HostSpec, Intent, IntentKind,
+    IntentState, LedgerEntry, Pool, PoolSpec, HOST_HISTORY, MAX_INTENT_EXTENSIONS,
 };
 use crate::state::{
     validate, Command, HostInput, InputOutcome, InventoryChange, Response, SettingRecord, Stamp,
@@ -21,7 +24,8 @@ use crate::state::{
 
 /// Ended intents kept for audit and `explain` (in-flight ones are always kept).
 const ENDED_INTENTS_KEPT: usize = 10_000;
-/// Ledger entries kept (the budget window is at most 7 days; this bounds memory).
+/// Ledger entries kept, except fences still inside their pool's budget window, which
+/// are never dropped (see `trim_ledger`).
 const LEDGER_KEPT: usize = 10_000;
 
 type Outcome = Result<(), String>;
@@ -58,6 +62,24 @@ impl VigilState {
                 stamp,
             } => self.set_member_liveness(*id, addr, *alive, *stamp),
             Command::AssignHosts { assignments, stamp } => self.assign_hosts(assignments, *stamp),
+            Command::BeginAction {
+                host,
+                epoch,
+                intent,
+                incarnation,
+                stamp,
+            } => {
+                return match self.begin_action(host, *epoch, *intent, *incarnation, *stamp) {
+                    Ok(earlier) => {
+                        self.revision += 1;
+                        Response::Begun {
+                            revision: self.revision,
+                            earlier,
+                        }
+                    }
+                    Err(reason) => Response::Rejected { reason },
+                };
+            }
             Command::TickAll { stamp } => {
                 self.tick_all(*stamp);
                 Ok(())
@@ -422,7 +444,7 @@ impl VigilState {
                 owner: None,
                 epoch: 0,
                 last_owner: None,
-                act_after: 0,
+                cycle_guard: None,
                 history: Vec::new(),
             },
         );
@@ -676,7 +698,6 @@ impl VigilState {
                 }
             }
         }
-        let lease = self.member_lease();
         let mut moved = 0;
         for (host, owner) in assignments {
             let Some(h) = self.hosts.get(host) else {
@@ -685,33 +706,31 @@ impl VigilState {
             if h.owner == *owner {
                 continue;
             }
-            let policy = self.host_policy(&h.spec);
             let Some(h) = self.hosts.get_mut(host) else {
                 continue;
             };
             Self::set_owner(h, *owner);
             moved += 1;
-            // The takeover wait, mirrored in the replicated state: the new owner will
-            // not act before its predecessor's lease and longest action are over, so
-            // deadlines (of an intent in flight now, or started during the wait)
-            // count from the end of the wait.
-            let takeover = owner.is_some() && h.last_owner.is_some_and(|p| Some(p) != *owner);
-            h.act_after = if takeover {
-                stamp.at_ms + lease + policy.longest_action()
-            } else {
-                0
+            // An intent in flight moves with the host: the new owner gets the
+            // intent's own time budget from when it may act (after a running cycle's
+            // guard, if any), a bounded number of times.
+            let (Some(_), Some(id)) = (owner, h.ha.intent) else {
+                continue;
             };
-            if let (true, Some(id)) = (takeover, h.ha.intent) {
-                if let Some(i) = self.intents.get_mut(&id) {
-                    if i.state == IntentState::InFlight {
-                        let own = match i.kind {
-                            IntentKind::Fence { .. } => policy.fence_timeout,
-                            IntentKind::Recover { .. } => policy.recovery_timeout,
-                        };
-                        i.deadline = i.deadline.max(h.act_after + own);
-                        h.ha.deadline = h.ha.deadline.max(i.deadline);
-                    }
-                }
+            let Some(i) = self.intents.get_mut(&id) else {
+                continue;
+            };
+            if i.state != IntentState::InFlight || i.extensions >= MAX_INTENT_EXTENSIONS {
+                continue;
+            }
+            let from = h
+                .cycle_guard
+                .map_or(stamp.at_ms, |g| g.until.max(stamp.at_ms));
+            let wanted = from + i.timeout;
+            if wanted > i.deadline {
+                i.deadline = wanted;
+                i.extensions += 1;
+                h.ha.deadline = h.ha.deadline.max(i.deadline);
             }
         }
         if moved > 0 {
@@ -796,16 +815,15 @@ impl VigilState {
         let owner = h.owner;
         let drivers: Vec<_> = h.spec.fence.iter().map(|d| d.kind).collect();
         let old_state = h.ha.state;
-        // An intent started during the owner's takeover wait gets its time counted
-        // from the end of the wait (see `Host::act_after`).
+        // An intent started while a power cycle may still be running gets its time
+        // counted from the end of the cycle's guard (see `Host::cycle_guard`).
         let starts = out
             .actions
             .iter()
             .any(|a| matches!(a, Action::Recover { .. } | Action::Fence { .. }));
-        let shift = if starts {
-            h.act_after.saturating_sub(now)
-        } else {
-            0
+        let shift = match h.cycle_guard {
+            Some(g) if starts => g.until.saturating_sub(now),
+            _ => 0,
         };
         if let Some(h) = self.hosts.get_mut(name) {
             h.ha = out.record.clone();
@@ -854,10 +872,9 @@ impl VigilState {
                         *intent,
                         name,
                         &pool_name,
-                        epoch,
-                        owner,
+                        (epoch, owner),
                         kind,
-                        *deadline + shift,
+                        (*deadline + shift, deadline.saturating_sub(now)),
                         false,
                         stamp,
                     );
@@ -881,10 +898,9 @@ impl VigilState {
                         *intent,
                         name,
                         &pool_name,
-                        epoch,
-                        owner,
+                        (epoch, owner),
                         kind,
-                        *deadline + shift,
+                        (*deadline + shift, deadline.saturating_sub(now)),
                         *new_fence,
                         stamp,
                     );
@@ -952,7 +968,9 @@ impl VigilState {
                     _ => ("driver".to_string(), None),
                 };
                 let detail = match result {
-                    ActionResult::Done { detail, .. } => detail.clone(),
+                    ActionResult::Done { detail, .. } | ActionResult::Unknown { detail, .. } => {
+                        detail.clone()
+                    }
                     ActionResult::Failed { reason } => reason.clone(),
                 };
                 (by, level, Some(*intent), detail)
@@ -977,16 +995,17 @@ impl VigilState {
         }
     }
 
+    /// Record a new intent (`at`: the host's epoch and owner; `time`: its deadline
+    /// and its own time budget) and, for a recovery or a new fence, its ledger entry.
     #[allow(clippy::too_many_arguments)]
     fn start_intent(
         &mut self,
         id: u64,
         host: &str,
         pool: &str,
-        epoch: u64,
-        owner: Option<vigil_raft::NodeId>,
+        (epoch, owner): (u64, Option<vigil_raft::NodeId>),
         kind: IntentKind,
-        deadline: Millis,
+        (deadline, timeout): (Millis, Millis),
         new_fence: bool,
         stamp: Stamp,
     ) {
@@ -1003,6 +1022,9 @@ impl VigilState {
                 kind: kind.clone(),
                 created_at: stamp.at_ms,
                 deadline,
+                timeout,
+                begun: Vec::new(),
+                extensions: 0,
                 state: IntentState::InFlight,
             },
         );
@@ -1020,9 +1042,7 @@ impl VigilState {
                 fence: is_fence,
                 at,
             });
-            while self.ledger.len() > LEDGER_KEPT {
-                self.ledger.pop_front();
-            }
+            self.trim_ledger(stamp.at_ms);
         }
         self.push_event(
             stamp,
@@ -1031,6 +1051,103 @@ impl VigilState {
             EventKind::IntentStarted { intent: id, kind },
             None,
         );
+    }
+
+    /// Keep the ledger bounded without ever dropping a fence that still counts
+    /// against its pool's budget: over [`LEDGER_KEPT`], the oldest entries that no
+    /// longer count (recoveries, fences older than their pool's window) go first, down
+    /// to 90 % of the cap so that the scan is amortized. If every entry still counts,
+    /// the ledger grows: the budget (at most a few fences per window) bounds that.
+    fn trim_ledger(&mut self, now: Millis) {
+        if self.ledger.len() <= LEDGER_KEPT {
+            return;
+        }
+        let target = LEDGER_KEPT * 9 / 10;
+        let mut excess = self.ledger.len() - target;
+        let mut windows: BTreeMap<String, Millis> = BTreeMap::new();
+        let mut kept = VecDeque::with_capacity(self.ledger.len());
+        for e in std::mem::take(&mut self.ledger) {
+            if excess > 0 {
+                let counts = e.fence && {
+                    let w = *windows
+                        .entry(e.pool.clone())
+                        .or_insert_with(|| self.pool_policy(&e.pool).fence_budget_window);
+                    e.at + w > now
+                };
+                if !counts {
+                    excess -= 1;
+                    continue;
+                }
+            }
+            kept.push_back(e);
+        }
+        self.ledger = kept;
+    }
+
+    /// Commit that an executor is cleared to call the BMC for an intent (see
+    /// [`crate::state::model::Begin`]); returns the executors that began it before.
+    fn begin_action(
+        &mut self,
+        host: &str,
+        epoch: u64,
+        intent: u64,
+        incarnation: u64,
+        stamp: Stamp,
+    ) -> Result<Vec<Begin>, String> {
+        let skew = self.max_clock_skew();
+        let h = self
+            .hosts
+            .get_mut(host)
+            .ok_or_else(|| format!("unknown host {host}"))?;
+        if h.epoch != epoch || h.owner != Some(stamp.by) {
+            return Err(format!(
+                "member {} at epoch {epoch} does not own host {host} (owner {:?}, epoch {})",
+                stamp.by, h.owner, h.epoch
+            ));
+        }
+        if h.ha.intent != Some(intent) {
+            return Err(format!(
+                "intent {intent} is not the current intent of host {host}"
+            ));
+        }
+        let i = self
+            .intents
+            .get_mut(&intent)
+            .ok_or_else(|| format!("unknown intent {intent}"))?;
+        if i.state != IntentState::InFlight {
+            return Err(format!("intent {intent} is over"));
+        }
+        if stamp.at_ms >= i.deadline {
+            return Err(format!("intent {intent} is past its deadline"));
+        }
+        if let Some(g) = h.cycle_guard {
+            let mine = g.by == stamp.by && g.incarnation == incarnation;
+            if !mine && stamp.at_ms < g.until {
+                return Err(format!(
+                    "a power cycle of host {host} begun by member {} (intent {}) may still be running until {}",
+                    g.by, g.intent, g.until
+                ));
+            }
+        }
+        let same = |b: &Begin| b.by == stamp.by && b.incarnation == incarnation;
+        let earlier: Vec<Begin> = i.begun.iter().filter(|b| !same(b)).copied().collect();
+        if !i.begun.iter().any(same) {
+            i.begun.push(Begin {
+                by: stamp.by,
+                epoch,
+                incarnation,
+                at: stamp.at_ms,
+            });
+            if let IntentKind::Recover { .. } = i.kind {
+                h.cycle_guard = Some(CycleGuard {
+                    intent,
+                    by: stamp.by,
+                    incarnation,
+                    until: stamp.at_ms + i.timeout + skew,
+                });
+            }
+        }
+        Ok(earlier)
     }
 
     fn prune_intents(&mut self) {

@@ -169,6 +169,22 @@ pub enum Command {
         /// Who and when.
         stamp: Stamp,
     },
+    /// The owner of a host is about to call its BMC for an in-flight intent: commit
+    /// that first (see [`model::Begin`]). Rejected unless the proposer owns the host
+    /// at `epoch`, the intent is the host's current one, in flight and not past its
+    /// deadline, and no other executor's power cycle may still be running.
+    BeginAction {
+        /// Host name.
+        host: String,
+        /// Epoch the proposer owns the host at.
+        epoch: u64,
+        /// The intent.
+        intent: u64,
+        /// The proposer's process incarnation.
+        incarnation: u64,
+        /// Who and when.
+        stamp: Stamp,
+    },
     /// Tick every host whose deadline or schedule is due, and every pool.
     TickAll {
         /// Who and when.
@@ -259,6 +275,15 @@ pub enum Response {
     Rejected {
         /// Why.
         reason: String,
+    },
+    /// A `BeginAction` was committed.
+    Begun {
+        /// Revision after this command.
+        revision: u64,
+        /// Executors that had begun this intent before (other members, or earlier
+        /// processes of this one): non-empty means the outcome of their attempt is
+        /// unknown and the action must not be repeated blindly.
+        earlier: Vec<model::Begin>,
     },
     /// Host inputs: one outcome per input.
     Inputs {

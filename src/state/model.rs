@@ -280,17 +280,56 @@ pub struct Host {
     /// Bumped on every owner change; proposals carry it.
     pub epoch: u64,
     /// The member that owned the host before the current owner (the most recent
-    /// *other* owner). A new owner waits out that member's lease and the longest
-    /// action timeout before acting: it may still be finishing an action.
+    /// *other* owner), for operators and `explain`.
     pub last_owner: Option<NodeId>,
-    /// While a new owner waits out its predecessor (the takeover wait: member lease
-    /// plus the longest action timeout, from the assignment), intents of this host
-    /// get their deadlines counted from here, so the wait does not eat the time the
-    /// new owner has to act. 0: no wait.
-    pub act_after: Millis,
+    /// Set when a power cycle of this host began (see [`Begin`]): until `until`, no
+    /// executor other than the one that began it may start an action on the host —
+    /// the cycle may still be running, and its "on" step must never follow another
+    /// executor's power-off. Intents started meanwhile count their time from
+    /// `until`. This is the whole takeover wait: nothing else can be in flight.
+    pub cycle_guard: Option<CycleGuard>,
     /// Last transitions, newest last.
     pub history: Vec<HistoryEntry>,
 }
+
+/// A power cycle that may still be running on its executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleGuard {
+    /// The intent of the cycle.
+    pub intent: u64,
+    /// Its executor: member …
+    pub by: NodeId,
+    /// … and that member's process incarnation.
+    pub incarnation: u64,
+    /// Wall-clock time (ms) by which the cycle is over on every member's clock:
+    /// begin stamp + the intent's time budget + `cluster.max_clock_skew`.
+    pub until: Millis,
+}
+
+/// A committed record that an executor was cleared to call the BMC for an intent.
+///
+/// The executor commits it (after a check at apply that it owns the host at the
+/// current epoch and the intent is in flight) *before* its first BMC call, so the
+/// replicated state always knows who may have acted: an intent with no `Begin` was
+/// never acted on; one begun by another executor (another member, or an earlier
+/// process of the same member) has an unknown outcome and is never repeated blindly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Begin {
+    /// Executing member.
+    pub by: NodeId,
+    /// Host epoch it acted at.
+    pub epoch: u64,
+    /// Process incarnation of the member (random per start).
+    pub incarnation: u64,
+    /// Its wall clock when it proposed the begin.
+    pub at: Millis,
+}
+
+/// How many times takeovers may push an intent's deadline back (each reassignment of
+/// a host with an intent in flight gives the new owner the intent's full time budget).
+/// Past that, the intent times out like any other: the next fence level, FenceFailed
+/// with an alarm, or for a power cycle the recovery wait.
+pub const MAX_INTENT_EXTENSIONS: u32 = 3;
 
 /// Kind of an intent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -342,6 +381,14 @@ pub struct Intent {
     pub created_at: Millis,
     /// Must be reported by.
     pub deadline: Millis,
+    /// The action's time budget, fixed when the intent was created (the policy's
+    /// fence or recovery timeout then): an executor never runs longer than this from
+    /// when it began, whatever the policy says later.
+    pub timeout: Millis,
+    /// Executors cleared to act, in commit order (bounded: one per owner change).
+    pub begun: Vec<Begin>,
+    /// Times a takeover pushed the deadline back (at most [`MAX_INTENT_EXTENSIONS`]).
+    pub extensions: u32,
     /// Progress.
     pub state: IntentState,
 }

@@ -76,6 +76,14 @@ impl VigilState {
         }
     }
 
+    /// `cluster.max_clock_skew` in ms: the clock margin the cycle guard adds.
+    pub fn max_clock_skew(&self) -> Millis {
+        match self.setting("cluster.max_clock_skew") {
+            Some(crate::settings::SettingValue::DurationMs(ms)) => ms,
+            _ => 1000,
+        }
+    }
+
     /// Live members, in id order.
     pub fn live_members(&self) -> Vec<NodeId> {
         self.members

@@ -1,34 +1,52 @@
 //! Executing one committed intent (a power cycle or one fence level) on its BMC.
 //!
-//! The protocol (DESIGN.md §5, points 3–5), in order:
+//! The protocol (DESIGN.md §5, points 3–5; docs/ARCHITECTURE.md "Ownership and
+//! safety"), in order:
 //! 1. the intent is committed (apply checked epoch, breaker and budget) — the owner
-//!    loop only hands over intents it read from the replicated state;
+//!    loop only hands over intents it read from the replicated state, and fixes the
+//!    job's deadline on its monotonic clock when it first sees the intent: never
+//!    later than the intent's own time budget ([`Intent::timeout`]) from then, nor
+//!    than the intent's deadline;
 //! 2. this member's lease is valid;
-//! 3. a **linearizable** read confirms that this member still owns the host at the
-//!    epoch it acts for and that the intent is still in flight (a member whose local
-//!    state lags must not act on an ownership that already moved);
-//! 4. if the intent was started by another owner (the host was reassigned while it
-//!    was in flight), the real power state is read first: a fence whose host is
-//!    already off is reported done without acting; a power cycle is never repeated
-//!    blindly (it is not idempotent) — it is reported failed so the engine decides;
-//! 5. the driver acts with the intent's deadline and verifies the power state;
+//! 3. a [`Command::BeginAction`] is **committed** before the first BMC call. Apply
+//!    accepts it only if this member owns the host at the job's epoch, the intent is
+//!    the host's current one and in flight, and no other executor's power cycle may
+//!    still be running (the host's cycle guard). A committed write is linearizable,
+//!    so a member whose ownership moved cannot act, and the replicated state always
+//!    knows who may have acted;
+//! 4. if someone else had begun the intent (another member, or an earlier process
+//!    of this one), its outcome is unknown: a fence reads the power first (already
+//!    off → done; power-off is idempotent otherwise); a power cycle is **never
+//!    repeated** — the power is read and reported as [`ActionResult::Unknown`], and the
+//!    engine waits for the host to come back;
+//! 5. the driver acts before the job's deadline and verifies the power state; a
+//!    cycle never powers on a host it did not power off itself;
 //! 6. the outcome goes back to the owner loop, which proposes it.
+//!
+//! A job that could not get as far as the BMC for a passing reason (lease lapsed, no
+//! leader, the begin not committed in time) is [`Attempt::Retry`]: the owner tries
+//! again while the intent is in flight. Only a result that reached the driver (or a
+//! terminal refusal) ends the job.
 //!
 //! Every executed intent is counted (`vigil_actions_total` by kind, driver and
 //! result; `vigil_action_duration_seconds` for those that reached the BMC).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::time::Instant;
-use vigil_providers::PowerAction;
+use vigil_providers::{DriverError, PowerAction};
 
 use super::probes::Probes;
 use super::Shared;
 use crate::engine::input::ActionResult;
 use crate::engine::record::PowerState;
 use crate::metrics::runtime::{self, ActionKind};
-use crate::state::model::{Intent, IntentKind, IntentState};
+use crate::state::model::{Begin, Intent, IntentKind};
+use crate::state::{Command, Response};
+
+/// Marks apply's refusal of a begin while another executor's cycle may still run
+/// (the only refusal worth retrying).
+pub(crate) const GUARD_REFUSAL: &str = "may still be running until";
 
 /// What to do.
 #[derive(Debug, Clone)]
@@ -39,6 +57,20 @@ pub struct Job {
     pub epoch: u64,
     /// The committed intent.
     pub intent: Intent,
+    /// When this member must be done, on its monotonic clock (fixed when the owner
+    /// first saw the intent).
+    pub deadline: Instant,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Did not reach the BMC for a passing reason: try again while in flight.
+    Retry(String),
+    /// Must not act on this intent, ever (ownership moved, intent over or expired).
+    Stop(String),
+    /// Reached the driver (or failed terminally): propose this.
+    Outcome(ActionResult),
 }
 
 fn to_engine(p: vigil_providers::PowerState) -> PowerState {
@@ -48,9 +80,8 @@ fn to_engine(p: vigil_providers::PowerState) -> PowerState {
     }
 }
 
-/// Run the job; `None` when this member must not act (lost ownership or lease, intent
-/// over or expired): the engine's deadline takes care of the intent then.
-pub async fn execute(sh: &Shared, probes: Arc<Probes>, job: Job) -> Option<ActionResult> {
+/// Run the job.
+pub async fn execute(sh: &Shared, probes: Arc<Probes>, job: Job) -> Attempt {
     let (kind, driver) = match &job.intent.kind {
         IntentKind::Recover { .. } => (
             ActionKind::Recover,
@@ -59,55 +90,57 @@ pub async fn execute(sh: &Shared, probes: Arc<Probes>, job: Job) -> Option<Actio
         IntentKind::Fence { driver, .. } => (ActionKind::Fence, driver.name()),
     };
     let started = Instant::now();
-    let outcome = act(sh, probes, job).await;
+    let outcome = act(sh, probes, &job).await;
     let (result, took) = match &outcome {
-        None => (runtime::ActionResult::Skipped, None),
-        Some(ActionResult::Done { .. }) => (runtime::ActionResult::Ok, Some(started.elapsed())),
-        Some(ActionResult::Failed { .. }) => {
+        Attempt::Retry(why) | Attempt::Stop(why) => {
+            tracing::info!(host = %job.host, intent = job.intent.id, reason = %why, retry = matches!(outcome, Attempt::Retry(_)), "not acting");
+            (runtime::ActionResult::Skipped, None)
+        }
+        Attempt::Outcome(ActionResult::Done { .. }) => {
+            (runtime::ActionResult::Ok, Some(started.elapsed()))
+        }
+        Attempt::Outcome(ActionResult::Failed { .. }) => {
             (runtime::ActionResult::Failed, Some(started.elapsed()))
         }
+        Attempt::Outcome(ActionResult::Unknown { .. }) => (runtime::ActionResult::Unknown, None),
     };
     sh.metrics.action(kind, driver, result, took);
     outcome
 }
 
-async fn act(sh: &Shared, probes: Arc<Probes>, job: Job) -> Option<ActionResult> {
+/// Commit the begin record; `Ok(earlier executors)` when this member may act.
+async fn begin(sh: &Shared, job: &Job) -> Result<Vec<Begin>, Attempt> {
+    let cmd = Command::BeginAction {
+        host: job.host.clone(),
+        epoch: job.epoch,
+        intent: job.intent.id,
+        incarnation: sh.incarnation,
+        stamp: sh.stamp(),
+    };
+    match tokio::time::timeout_at(job.deadline, sh.member.write(cmd)).await {
+        Ok(Ok(Response::Begun { earlier, .. })) => Ok(earlier),
+        Ok(Ok(Response::Rejected { reason })) if reason.contains(GUARD_REFUSAL) => {
+            Err(Attempt::Retry(reason))
+        }
+        Ok(Ok(Response::Rejected { reason })) => Err(Attempt::Stop(reason)),
+        Ok(Ok(other)) => Err(Attempt::Stop(format!("unexpected answer {other:?}"))),
+        // Not committed, or not known to be: a retry re-proposes the same record
+        // (idempotent for this process).
+        Ok(Err(e)) => Err(Attempt::Retry(format!("begin record not committed: {e}"))),
+        Err(_) => Err(Attempt::Retry(
+            "begin record not committed before the deadline".into(),
+        )),
+    }
+}
+
+async fn act(sh: &Shared, probes: Arc<Probes>, job: &Job) -> Attempt {
     let me = sh.member.id();
+    if Instant::now() >= job.deadline {
+        return Attempt::Stop("the intent's time budget is spent".into());
+    }
     if !sh.lease_valid() {
-        tracing::warn!(host = %job.host, intent = job.intent.id, "not acting: lease expired");
-        return None;
+        return Attempt::Retry("this member's lease is not valid".into());
     }
-    let (host, epoch, id) = (job.host.clone(), job.epoch, job.intent.id);
-    let still_ours = sh
-        .member
-        .read(move |s| {
-            s.hosts
-                .get(&host)
-                .is_some_and(|h| h.owner == Some(me) && h.epoch == epoch && h.ha.intent == Some(id))
-                && s.intents
-                    .get(&id)
-                    .is_some_and(|i| i.state == IntentState::InFlight)
-        })
-        .await;
-    match still_ours {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::info!(host = %job.host, intent = id, "not acting: ownership or intent changed");
-            return None;
-        }
-        Err(e) => {
-            tracing::warn!(host = %job.host, intent = id, error = %e, "not acting: cannot confirm ownership");
-            return None;
-        }
-    }
-    let left = job
-        .intent
-        .deadline
-        .saturating_sub(crate::api::settings::now_ms());
-    if left == 0 {
-        return None;
-    }
-    let deadline = Instant::now() + Duration::from_millis(left);
     let (level, action) = match &job.intent.kind {
         IntentKind::Recover { .. } => (0, PowerAction::Cycle),
         IntentKind::Fence { level, .. } => (*level as usize, PowerAction::Off),
@@ -115,41 +148,57 @@ async fn act(sh: &Shared, probes: Arc<Probes>, job: Job) -> Option<ActionResult>
     let driver = match probes.driver(level) {
         Ok(d) => d,
         Err(e) => {
-            return Some(ActionResult::Failed {
+            return Attempt::Outcome(ActionResult::Failed {
                 reason: format!("fence level {}: {e}", level + 1),
             })
         }
     };
-    let taken_over = job.intent.owner != Some(me) || job.intent.epoch != job.epoch;
-    if taken_over {
+    let earlier = match begin(sh, job).await {
+        Ok(earlier) => earlier,
+        Err(a) => return a,
+    };
+    let deadline = job.deadline;
+    if let Some(prev) = earlier.last() {
+        let who = format!(
+            "begun earlier by member {} at epoch {}{}",
+            prev.by,
+            prev.epoch,
+            if prev.by == me {
+                " (a previous process of this member)"
+            } else {
+                ""
+            }
+        );
         let reading = driver.status(deadline).await;
         match (action, reading) {
             (PowerAction::Off, Ok(r)) if r.state == vigil_providers::PowerState::Off => {
-                return Some(ActionResult::Done {
+                return Attempt::Outcome(ActionResult::Done {
                     power_after: PowerState::Off,
                     detail: format!(
-                        "{}: already off when the new owner (member {me}) read it: {}",
+                        "{}: already off when member {me} read it ({who}): {}",
                         driver.kind(),
                         r.detail
                     ),
                 });
             }
             (PowerAction::Cycle, r) => {
-                let now = match r {
-                    Ok(r) => r.state.to_string(),
-                    Err(e) => format!("unknown ({e})"),
+                let (power, now) = match r {
+                    Ok(r) => (to_engine(r.state), r.detail),
+                    Err(e) => (PowerState::Unknown, e.to_string()),
                 };
-                return Some(ActionResult::Failed {
-                    reason: format!(
-                        "the power cycle's owner changed while it ran (power now {now}); not repeating it blindly"
+                return Attempt::Outcome(ActionResult::Unknown {
+                    power,
+                    detail: format!(
+                        "power cycle {who}; not repeated; {} reads {power} ({now})",
+                        driver.kind()
                     ),
                 });
             }
             _ => {}
         }
     }
-    tracing::info!(host = %job.host, intent = id, %action, driver = driver.kind(), level, "acting on the BMC");
-    Some(match driver.act(action, deadline).await {
+    tracing::info!(host = %job.host, intent = job.intent.id, %action, driver = driver.kind(), level, "acting on the BMC");
+    Attempt::Outcome(match driver.act(action, deadline).await {
         Ok(r) => ActionResult::Done {
             power_after: to_engine(r.verified),
             detail: format!(
@@ -161,6 +210,13 @@ async fn act(sh: &Shared, probes: Arc<Probes>, job: Job) -> Option<ActionResult>
                 r.took.as_millis()
             ),
         },
+        // A cycle that ran out of time may have done anything up to its last step.
+        Err(e @ DriverError::Timeout { .. }) if action == PowerAction::Cycle => {
+            ActionResult::Unknown {
+                power: PowerState::Unknown,
+                detail: format!("{} cycle: {e}", driver.kind()),
+            }
+        }
         Err(e) => ActionResult::Failed {
             reason: format!("{} {action}: {e}", driver.kind()),
         },

@@ -62,6 +62,10 @@ pub struct Shared {
     pub lease: Mutex<Lease>,
     /// Base of the monotonic clock in milliseconds.
     base: Instant,
+    /// This process's incarnation: random per start, so that the begin records of an
+    /// earlier process of this member are told apart from this one's (a restarted
+    /// owner treats what its predecessor began as taken over, never repeats it).
+    pub incarnation: u64,
     /// What the runtime did, cumulatively: checks, actions, heartbeats, proposals
     /// (exported on `/metrics`; tests and benchmarks read the same counters).
     pub metrics: RuntimeMetrics,
@@ -110,6 +114,7 @@ impl Worker {
             tracker: Mutex::new(LivenessTracker::default()),
             lease: Mutex::new(Lease::default()),
             base: Instant::now(),
+            incarnation: new_incarnation(),
             metrics: RuntimeMetrics::new(),
         });
         let (stop, rx) = watch::channel(false);
@@ -136,6 +141,19 @@ impl Worker {
             let _ = t.await;
         }
     }
+}
+
+/// A random 64-bit number for this process (std's per-process random hash keys).
+fn new_incarnation() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
 }
 
 /// Wait `d` or until told to stop; true when stopping.

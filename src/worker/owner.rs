@@ -5,18 +5,26 @@
 //! through the in-memory [`HealthTracker`] — and keeps only those the pure engine
 //! says would change something ([`VigilState::would_change`]), (2) reconciles the set
 //! of owned hosts with the replicated state (a new epoch resets the host's local
-//! memory and, when another member owned it before, starts the **takeover wait**:
-//! the old owner's lease plus the longest action timeout, during which no external
-//! action starts), (3) starts the checks and actions that are due, bounded by the
-//! per-member concurrency limits, and (4) proposes everything collected as one
-//! `HostInputs` command (many hosts per Raft entry), one proposal in flight at a time
-//! so that a host's inputs stay in order.
+//! memory; its probes are built after the state-machine lock is released, so a
+//! large takeover never blocks apply), (3) starts the checks and actions that are
+//! due, bounded by the per-member concurrency limits, and (4) proposes everything
+//! collected as one `HostInputs` command (many hosts per Raft entry), one proposal in
+//! flight at a time so that a host's inputs stay in order.
+//!
+//! There is no blanket takeover wait: an action needs a committed begin record at
+//! the current epoch ([`action`]), so a predecessor can only still be acting on an
+//! intent it had begun, and only a begun power cycle needs waiting for — its
+//! replicated cycle guard says until when. A fence taken over runs at once (power-off
+//! is idempotent; the power is read first).
+//!
+//! An intent is retried while it is in flight until an attempt reaches the BMC (or is
+//! refused for good); an outcome whose proposal failed is proposed again.
 //!
 //! Without a valid lease nothing new starts: a member cut off from the majority
 //! finishes what it started (each bounded by its deadline) and then does nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -24,11 +32,11 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use vigil_providers::check::{ActivityResult, Health};
 
-use super::action::{self, Job};
+use super::action::{self, Attempt, Job};
 use super::probes::{check_budget, Probes, Providers};
 use super::{pause, Shared, WorkerConfig};
 use crate::engine::health::HealthTracker;
-use crate::engine::input::{ActionResult, Activity, HealthObs, Input};
+use crate::engine::input::{Activity, HealthObs, Input};
 use crate::engine::policy::{Millis, Policy};
 use crate::engine::record::{HaState, PowerState};
 use crate::metrics::runtime::{CheckKind, CheckResult};
@@ -39,15 +47,23 @@ use crate::state::{Command, HostInput, VigilState};
 /// How often a healthy, powered-on host's power state is re-read.
 const POWER_SYNC_MS: Millis = 30_000;
 
+/// First pause before an action is tried again after an attempt that did not reach
+/// the BMC (doubling, capped by [`ACTION_RETRY_MAX_MS`]).
+const ACTION_RETRY_MS: Millis = 250;
+const ACTION_RETRY_MAX_MS: Millis = 2_000;
+
+/// The longest a proposal of host inputs may wait for its commit: a deposed leader
+/// cut off from the majority must not hold the owner's proposals until it heals.
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// One owned host's local memory (lost on restart by design: a new incarnation starts
 /// from the replicated state).
 struct Owned {
     epoch: u64,
     spec: HostSpec,
-    probes: Arc<Probes>,
+    /// Built outside the state-machine lock, right after the host is reconciled.
+    probes: Option<Arc<Probes>>,
     policy: Policy,
-    /// No external action before this (monotonic ms): the takeover wait.
-    act_after: Millis,
     tracker: HealthTracker,
     next_health: Millis,
     health_busy: bool,
@@ -65,10 +81,7 @@ enum Outcome {
     Health(Health),
     Power(Result<vigil_providers::PowerReading, String>),
     Activity(ActivityResult),
-    Action {
-        intent: u64,
-        result: Option<ActionResult>,
-    },
+    Action { intent: u64, attempt: Attempt },
 }
 
 struct Done {
@@ -100,6 +113,13 @@ fn int_setting(s: &VigilState, key: &str, default: usize) -> usize {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+struct JobClock {
+    deadline: Instant,
+    retry_at: Millis,
+    backoff: Millis,
+}
+
 struct Loop {
     sh: Arc<Shared>,
     providers: Providers,
@@ -107,9 +127,16 @@ struct Loop {
     /// Hosts with an action task running (kept even if ownership moves meanwhile:
     /// never two actions on one host from this member).
     acting: BTreeSet<String>,
-    /// Intents this member already executed (their outcome may not be applied yet).
+    /// Intents this member is done with: an attempt reached the BMC (its outcome may
+    /// not be applied yet) or was refused for good.
     started: BTreeSet<u64>,
+    /// Per intent this member may act on: its job deadline (fixed on this member's
+    /// monotonic clock the first time it could act) and, after an attempt that did
+    /// not reach the BMC, when to try again and the pause after that.
+    jobs_due: BTreeMap<u64, JobClock>,
     pending: Vec<HostInput>,
+    /// Outcomes whose proposal failed, to be proposed again.
+    unsent: Arc<Mutex<Vec<HostInput>>>,
     checks: Arc<Semaphore>,
     recoveries: Arc<Semaphore>,
     fences: Arc<Semaphore>,
@@ -143,7 +170,9 @@ pub async fn run(
         owned: BTreeMap::new(),
         acting: BTreeSet::new(),
         started: BTreeSet::new(),
+        jobs_due: BTreeMap::new(),
         pending: Vec::new(),
+        unsent: Arc::new(Mutex::new(Vec::new())),
         checks: Arc::new(Semaphore::new(checks)),
         recoveries: Arc::new(Semaphore::new(recoveries)),
         fences: Arc::new(Semaphore::new(fences)),
@@ -165,14 +194,15 @@ pub async fn run(
             done.push(d);
         }
         while l.jobs.try_join_next().is_some() {}
-        let starts = {
+        let (starts, builds) = {
             let sh = l.sh.clone();
             sh.member.read_local(|s| {
                 l.absorb(s, done);
-                l.reconcile(s);
-                l.schedule(s)
+                let builds = l.reconcile(s);
+                (l.schedule(s), builds)
             })
         };
+        l.build(builds);
         for (host, epoch, start) in starts {
             l.spawn(host, epoch, start);
         }
@@ -184,10 +214,29 @@ impl Loop {
     /// Fold finished jobs into inputs worth proposing.
     fn absorb(&mut self, s: &VigilState, done: Vec<Done>) {
         let now = crate::api::settings::now_ms();
+        let unsent = std::mem::take(&mut *self.unsent.lock().expect("unsent lock"));
+        for hi in unsent {
+            // Still the host's current intent at the same epoch? Then it still matters.
+            if s.would_change(&hi.host, &hi.input, now) {
+                self.pending.push(hi);
+            }
+        }
+        let mono = self.sh.mono_ms();
         for d in done {
-            if let Outcome::Action { intent, .. } = &d.outcome {
+            if let Outcome::Action { intent, attempt } = &d.outcome {
                 self.acting.remove(&d.host);
-                self.started.insert(*intent);
+                match attempt {
+                    Attempt::Retry(_) => {
+                        if let Some(c) = self.jobs_due.get_mut(intent) {
+                            c.retry_at = mono + c.backoff;
+                            c.backoff = (c.backoff * 2).min(ACTION_RETRY_MAX_MS);
+                        }
+                    }
+                    Attempt::Stop(_) | Attempt::Outcome(_) => {
+                        self.started.insert(*intent);
+                        self.jobs_due.remove(intent);
+                    }
+                }
             }
             let Some(o) = self.owned.get_mut(&d.host) else {
                 continue;
@@ -234,9 +283,9 @@ impl Loop {
                     };
                     Input::Activity { result, detail }
                 }
-                Outcome::Action { intent, result } => match result {
-                    Some(result) => Input::Outcome { intent, result },
-                    None => continue,
+                Outcome::Action { intent, attempt } => match attempt {
+                    Attempt::Outcome(result) => Input::Outcome { intent, result },
+                    Attempt::Retry(_) | Attempt::Stop(_) => continue,
                 },
             };
             if s.would_change(&d.host, &input, now) {
@@ -251,16 +300,18 @@ impl Loop {
 
     /// Match the owned set to the replicated assignment. Skipped while the state did
     /// not change (every ownership or configuration change bumps its revision).
-    fn reconcile(&mut self, s: &VigilState) {
+    /// Returns the hosts whose probes must be (re)built, which [`Loop::build`] does
+    /// once the state-machine lock is released.
+    fn reconcile(&mut self, s: &VigilState) -> Vec<(String, u64, HostSpec)> {
+        let mut builds = Vec::new();
         if self.seen_revision == Some(s.revision) {
-            return;
+            return builds;
         }
         self.seen_revision = Some(s.revision);
         let config_changed = self.seen_config != Some(s.config_revision);
         self.seen_config = Some(s.config_revision);
         let me = self.sh.member.id();
         let now = self.sh.mono_ms();
-        let lease = s.member_lease();
         let mut seen = BTreeSet::new();
         for h in s.owned_by(me) {
             seen.insert(h.spec.name.clone());
@@ -273,24 +324,18 @@ impl Loop {
             }
             let policy = s.host_policy(&h.spec);
             if fresh {
-                let takeover = h.last_owner.is_some_and(|o| o != me);
-                let wait = if takeover {
-                    lease + policy.longest_action()
-                } else {
-                    0
-                };
-                if takeover {
-                    tracing::info!(host = %h.spec.name, epoch = h.epoch, previous = ?h.last_owner, wait_ms = wait, "took over host; no external action before the wait is over");
+                if h.last_owner.is_some_and(|o| o != me) {
+                    tracing::info!(host = %h.spec.name, epoch = h.epoch, previous = ?h.last_owner, intent = ?h.ha.intent, guard = ?h.cycle_guard, "took over host");
                 }
                 let first = spread(&h.spec.name, me, policy.health_interval);
+                builds.push((h.spec.name.clone(), h.epoch, h.spec.clone()));
                 self.owned.insert(
                     h.spec.name.clone(),
                     Owned {
                         epoch: h.epoch,
-                        probes: Arc::new(self.providers.build(&h.spec)),
+                        probes: None,
                         spec: h.spec.clone(),
                         policy,
-                        act_after: now + wait,
                         tracker: HealthTracker::default(),
                         next_health: now + first,
                         health_busy: false,
@@ -303,13 +348,28 @@ impl Loop {
                 );
             } else if let Some(o) = self.owned.get_mut(&h.spec.name) {
                 if o.spec != h.spec {
-                    o.probes = Arc::new(self.providers.build(&h.spec));
                     o.spec = h.spec.clone();
+                    builds.push((h.spec.name.clone(), h.epoch, h.spec.clone()));
                 }
                 o.policy = policy;
             }
         }
         self.owned.retain(|name, _| seen.contains(name));
+        builds
+    }
+
+    /// Build probes for reconciled hosts (outside the state-machine lock: building a
+    /// driver may read files or set up TLS, and a takeover may concern thousands of
+    /// hosts). A host whose epoch or spec moved meanwhile is rebuilt next time.
+    fn build(&mut self, builds: Vec<(String, u64, HostSpec)>) {
+        for (name, epoch, spec) in builds {
+            let probes = Arc::new(self.providers.build(&spec));
+            if let Some(o) = self.owned.get_mut(&name) {
+                if o.epoch == epoch && o.spec == spec {
+                    o.probes = Some(probes);
+                }
+            }
+        }
     }
 
     /// What to start now.
@@ -319,8 +379,13 @@ impl Loop {
             return out;
         }
         let now = self.sh.mono_ms();
+        let wall = crate::api::settings::now_ms();
+        let me = (self.sh.member.id(), self.sh.incarnation);
         for (name, o) in self.owned.iter_mut() {
             let Some(h) = s.hosts.get(name) else { continue };
+            let Some(probes) = o.probes.clone() else {
+                continue;
+            };
             let rec = &h.ha;
             if rec.state == HaState::Disabled {
                 continue;
@@ -330,7 +395,7 @@ impl Loop {
                 o.health_busy = true;
                 let jitter = spread(name, now, (p.health_interval / 10).max(1));
                 o.next_health = now + p.health_interval + jitter;
-                out.push((name.clone(), o.epoch, Start::Health(o.probes.clone())));
+                out.push((name.clone(), o.epoch, Start::Health(probes.clone())));
             }
             // Power is re-read slowly while the host is healthy and on, and at the
             // health interval otherwise (a fenced host powered on again, a host whose
@@ -349,11 +414,7 @@ impl Loop {
                 o.power_busy = true;
                 o.power_read_at = Some(now);
                 let budget = p.health_timeout.max(2000);
-                out.push((
-                    name.clone(),
-                    o.epoch,
-                    Start::Power(o.probes.clone(), budget),
-                ));
+                out.push((name.clone(), o.epoch, Start::Power(probes.clone(), budget)));
             }
             // Activity: one round per Checking episode; a degraded host's periodic
             // check each time the engine moved its schedule.
@@ -379,19 +440,36 @@ impl Loop {
                 out.push((
                     name.clone(),
                     o.epoch,
-                    Start::Activity(o.probes.clone(), p.activity_timeout),
+                    Start::Activity(probes.clone(), p.activity_timeout),
                 ));
             }
-            // Actions: a committed intent of this host, once the takeover wait is over.
+            // Actions: a committed intent of this host, unless another executor's
+            // power cycle may still be running on it (its cycle guard).
             if let Some(id) = rec.intent {
                 let Some(intent) = s.intents.get(&id) else {
                     continue;
                 };
+                let guarded = h
+                    .cycle_guard
+                    .is_some_and(|g| (g.by, g.incarnation) != me && wall < g.until);
                 if intent.state != IntentState::InFlight
                     || self.acting.contains(name)
                     || self.started.contains(&id)
-                    || now < o.act_after
+                    || guarded
                 {
+                    continue;
+                }
+                // The job's deadline is fixed the first time this member may act:
+                // the intent's own budget from now, and never past its deadline.
+                let clock = *self.jobs_due.entry(id).or_insert_with(|| {
+                    let left = intent.deadline.saturating_sub(wall).min(intent.timeout);
+                    JobClock {
+                        deadline: Instant::now() + Duration::from_millis(left),
+                        retry_at: 0,
+                        backoff: ACTION_RETRY_MS,
+                    }
+                });
+                if now < clock.retry_at {
                     continue;
                 }
                 self.acting.insert(name.clone());
@@ -399,23 +477,26 @@ impl Loop {
                     name.clone(),
                     o.epoch,
                     Start::Action(
-                        o.probes.clone(),
+                        probes,
                         Job {
                             host: name.clone(),
                             epoch: o.epoch,
                             intent: intent.clone(),
+                            deadline: clock.deadline,
                         },
                     ),
                 ));
             }
         }
-        // Forget executed intents that are over (bounded memory).
+        // Forget intents that are over (bounded memory).
         if self.tick % 100 == 0 {
-            self.started.retain(|id| {
+            let live = |id: &u64| {
                 s.intents
                     .get(id)
                     .is_some_and(|i| i.state == IntentState::InFlight)
-            });
+            };
+            self.started.retain(live);
+            self.jobs_due.retain(|id, _| live(id));
         }
         out
     }
@@ -517,11 +598,11 @@ impl Loop {
                         return;
                     };
                     let intent = job.intent.id;
-                    let result = action::execute(&sh, probes, job).await;
+                    let attempt = action::execute(&sh, probes, job).await;
                     let _ = tx.send(Done {
                         host,
                         epoch,
-                        outcome: Outcome::Action { intent, result },
+                        outcome: Outcome::Action { intent, attempt },
                     });
                 });
             }
@@ -538,25 +619,40 @@ impl Loop {
         }
         let inputs = std::mem::take(&mut self.pending);
         let sh = self.sh.clone();
+        let unsent = self.unsent.clone();
         sh.metrics.owner_proposal(inputs.len());
         self.proposing = Some(tokio::spawn(async move {
             // Outcomes matter most: retry a few times on a transient failure (no
-            // leader for a moment). Observations are simply observed again.
+            // leader for a moment), then hand them back to the loop, which proposes
+            // them again while they still matter. Observations are simply observed
+            // again.
             for attempt in 0..3u32 {
                 let cmd = Command::HostInputs {
                     inputs: inputs.clone(),
                     stamp: sh.stamp(),
                 };
-                match sh.member.write(cmd).await {
-                    Ok(_) => return,
-                    Err(e) => {
-                        tracing::debug!(error = %e, attempt, "proposing host inputs failed");
-                        if !e.is_retryable() {
-                            return;
-                        }
-                        tokio::time::sleep(Duration::from_millis(200)).await;
+                let e = match tokio::time::timeout(PROPOSE_TIMEOUT, sh.member.write(cmd)).await {
+                    Ok(Ok(_)) => return,
+                    Ok(Err(e)) if !e.is_retryable() => {
+                        tracing::debug!(error = %e, "proposing host inputs failed");
+                        break;
                     }
-                }
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => format!("not committed within {PROPOSE_TIMEOUT:?}"),
+                };
+                tracing::debug!(error = %e, attempt, "proposing host inputs failed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let outcomes: Vec<HostInput> = inputs
+                .into_iter()
+                .filter(|i| matches!(i.input, Input::Outcome { .. }))
+                .collect();
+            if !outcomes.is_empty() {
+                tracing::warn!(
+                    n = outcomes.len(),
+                    "action outcomes not committed yet; proposing them again"
+                );
+                unsent.lock().expect("unsent lock").extend(outcomes);
             }
         }));
     }
