@@ -14,9 +14,10 @@
 //!   with some BMCs.
 //! - **Idempotence and verification** are shared with the native driver
 //!   (`power::act_verified`): before `off` and `on` the status is read; a host
-//!   already in the wanted state is not sent anything (`already = true`). `cycle` on
-//!   a host that is off sends `on` instead (the IPMI spec lets a BMC ignore a cycle
-//!   when off). After the BMC accepts the command, the status is polled until it
+//!   already in the wanted state is not sent anything (`already = true`). A cycle
+//!   never powers on an off host: `cycle` on a host that reads off sends nothing
+//!   (`already = true`, verified off), and a cycle whose status read fails is not
+//!   sent. After the BMC accepts the command, the status is polled until it
 //!   reads the wanted state (`off` → off; `on`, `cycle` → on) or the deadline passes
 //!   ([`DriverError::Timeout`]). A cycle is an off now and an on a moment later: an
 //!   on reading counts once the host was seen off or
@@ -421,6 +422,60 @@ mod tests {
             classify("x", Some(127), "exit 127", "", "not found"),
             DriverError::Permanent(_)
         ));
+    }
+
+    /// A fake `ipmitool`: logs its last argument (the verb) to `verbs.log` next to
+    /// it and answers `status` from the `power` file there (`on` / `off`); any other
+    /// verb sets the power the way a careless BMC would (a cycle powers on).
+    const FAKE: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+for verb; do :; done
+echo "$verb" >> "$dir/verbs.log"
+case "$verb" in
+    status) echo "Chassis Power is $(cat "$dir/power")" ;;
+    off) echo off > "$dir/power"; echo "Chassis Power Control: Down/Off" ;;
+    *) echo on > "$dir/power"; echo "Chassis Power Control: Up/On" ;;
+esac
+"#;
+
+    fn fake(power: &str) -> (tempfile::TempDir, IpmitoolDriver) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("ipmitool");
+        std::fs::write(&program, FAKE).unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.path().join("power"), power).unwrap();
+        let mut c = IpmitoolConfig::new("127.0.0.1", "admin", "hunter2");
+        c.program = program;
+        c.poll_interval = Duration::from_millis(20);
+        c.cycle_grace = Duration::ZERO;
+        (dir, IpmitoolDriver::new(c).unwrap())
+    }
+
+    fn verbs(dir: &tempfile::TempDir) -> Vec<String> {
+        std::fs::read_to_string(dir.path().join("verbs.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn cycle_of_an_off_host_sends_nothing_and_stays_off() {
+        let (dir, d) = fake("off");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let r = d.act(PowerAction::Cycle, deadline).await.unwrap();
+        assert_eq!((r.verified, r.already), (PowerState::Off, true));
+        assert!(r.detail.contains("nothing sent"), "{}", r.detail);
+        assert_eq!(verbs(&dir), ["status"]);
+        let power = std::fs::read_to_string(dir.path().join("power")).unwrap();
+        assert_eq!(power.trim(), "off");
+
+        // On: the cycle is sent.
+        std::fs::write(dir.path().join("power"), "on").unwrap();
+        let r = d.act(PowerAction::Cycle, deadline).await.unwrap();
+        assert_eq!((r.verified, r.already), (PowerState::On, false));
+        assert_eq!(verbs(&dir)[1..3], ["status", "cycle"]);
     }
 
     #[tokio::test]

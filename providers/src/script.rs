@@ -13,9 +13,17 @@
 //!   with the agent's stderr (bounded, single line, password redacted).
 //!
 //! Every action is verified by a `status` call afterwards (`off` must read off, `on`
-//! and `reboot` must read on). Before `off` and `on`, the driver reads the status:
-//! when the host is already in the wanted state the agent is not asked to act and
-//! the report says `already = true`.
+//! and `reboot` must read on). Before every action the driver reads the status: when
+//! the host is already in the wanted state the agent is not asked to act and the
+//! report says `already = true`.
+//!
+//! A cycle never powers on a host that is off: most agents' `reboot` powers an off
+//! host on (fence-agents' default reboot is "off if on, then on"), so a cycle runs
+//! `reboot` only after `status` read on. A host that reads off is left off with
+//! nothing sent (`already = true`, verified off), and a cycle whose `status` fails
+//! is not run at all (unlike `off`, which a fence tries anyway). The agent's
+//! `reboot` is one run: its on step is the agent's, bounded by the agent's own
+//! timeouts and by vigil's deadline (at which the agent is killed).
 //!
 //! The deadline covers the whole call; an agent still running at the deadline is
 //! killed with its process group and reaped, and the call returns
@@ -32,7 +40,9 @@ use tokio::time::Instant;
 
 use crate::child::{self, RunError};
 use crate::error::DriverError;
-use crate::power::{ActionReport, PowerAction, PowerDriver, PowerReading, PowerState};
+use crate::power::{
+    cycle_found_off, ActionReport, PowerAction, PowerDriver, PowerReading, PowerState,
+};
 
 /// Most characters of agent output quoted in an error or a detail.
 const EXCERPT: usize = 300;
@@ -305,30 +315,34 @@ impl PowerDriver for ScriptDriver {
             PowerAction::On => ("on", PowerState::On),
             PowerAction::Cycle => ("reboot", PowerState::On),
         };
-        let mut before = String::new();
-        if action != PowerAction::Cycle {
-            match self.read(deadline).await {
-                Ok((state, detail)) if state == want => {
-                    return Ok(ActionReport {
-                        action,
-                        verified: state,
-                        already: true,
-                        detail: format!("already {state}: status {detail}"),
-                        took: start.elapsed(),
-                    });
-                }
-                Ok((state, _)) => before = format!("was {state}; "),
-                // A broken agent or a spent deadline will not act either.
-                Err(e @ (DriverError::Permanent(_) | DriverError::Timeout { .. })) => {
-                    return Err(e)
-                }
-                // A status that failed says nothing about whether `off` can work:
-                // a fence tries anyway.
-                Err(DriverError::Retryable(e)) => {
-                    before = format!("status before failed ({e}); ");
-                }
+        let cycle = action == PowerAction::Cycle;
+        let before = match self.read(deadline).await {
+            // `reboot` would power it on: a cycle leaves an off host off.
+            Ok((PowerState::Off, detail)) if cycle => {
+                return Ok(cycle_found_off(start, &format!("status {detail}")));
             }
-        }
+            Ok((state, detail)) if state == want && !cycle => {
+                return Ok(ActionReport {
+                    action,
+                    verified: state,
+                    already: true,
+                    detail: format!("already {state}: status {detail}"),
+                    took: start.elapsed(),
+                });
+            }
+            Ok((state, _)) => format!("was {state}; "),
+            // A broken agent or a spent deadline will not act either.
+            Err(e @ (DriverError::Permanent(_) | DriverError::Timeout { .. })) => return Err(e),
+            // A `reboot` run without knowing the state could power on an off host.
+            Err(DriverError::Retryable(e)) if cycle => {
+                return Err(DriverError::Retryable(format!(
+                    "{e}; reboot not run: the power state must read on first"
+                )));
+            }
+            // A status that failed says nothing about whether `off` can work: a
+            // fence tries anyway.
+            Err(DriverError::Retryable(e)) => format!("status before failed ({e}); "),
+        };
         let out = self.call(verb, deadline).await?;
         if out.code != Some(0) {
             return Err(out.failure(&self.what(verb)));

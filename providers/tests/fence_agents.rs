@@ -201,6 +201,21 @@ async fn ipmilan_on_and_reboot_are_verified() {
         let sets = sim.power_sets();
         assert!(sets.iter().any(|l| l.ends_with("set power 0")), "{sets:?}");
         assert!(sets.last().unwrap().ends_with("set power 1"), "{sets:?}");
+
+        // A cycle of an off host: the driver's status read says off and the agent's
+        // reboot (which would power it on) is not run.
+        sim.set_power(PowerState::Off);
+        let sets_before = sim.power_sets().len();
+        let r = d.act(PowerAction::Cycle, soon()).await.unwrap();
+        assert_eq!((r.verified, r.already), (PowerState::Off, true), "{r:?}");
+        assert!(r.detail.contains("nothing sent"), "{r:?}");
+        assert_eq!(sim.power(), PowerState::Off);
+        assert_eq!(
+            sim.power_sets().len(),
+            sets_before,
+            "{:?}",
+            sim.power_sets()
+        );
     })
     .await
 }

@@ -118,15 +118,26 @@ async fn cycle_goes_off_then_on() {
         assert!(sets.iter().any(|l| l.ends_with("set power 0")), "{sets:?}");
         assert!(sets.last().unwrap().ends_with("set power 1"), "{sets:?}");
         eprintln!("cycle verified in {:?}: {}", r.took, r.detail);
+    })
+    .await
+}
 
-        // A cycle on an off host powers it on.
+#[tokio::test]
+#[ignore = "needs ipmi_sim; run make test"]
+async fn cycle_of_an_off_host_sends_nothing_and_stays_off() {
+    bounded(async {
+        let sim = Sim::start().await;
         sim.set_power(PowerState::Off);
+        let d = sim.driver("password");
         let r = d
             .act(PowerAction::Cycle, Instant::now() + ACT)
             .await
             .unwrap();
-        assert_eq!(r.verified, PowerState::On, "{r:?}");
-        assert_eq!(sim.power(), PowerState::On);
+        assert_eq!((r.verified, r.already), (PowerState::Off, true), "{r:?}");
+        assert!(r.detail.contains("nothing sent"), "{r:?}");
+        assert!(r.detail.contains("Chassis Power is off"), "{r:?}");
+        assert_eq!(sim.power(), PowerState::Off);
+        assert!(sim.power_sets().is_empty(), "{:?}", sim.power_sets());
     })
     .await
 }
@@ -276,6 +287,9 @@ async fn a_disabled_bmc_fails_every_command_clearly_then_recovers() {
             assert!(start.elapsed() < budget, "{action}: {:?}", start.elapsed());
             assert!(matches!(e, DriverError::Retryable(_)), "{action}: {e:?}");
             assert!(e.to_string().contains("Unspecified error"), "{action}: {e}");
+            // A cycle stops at the failed status read: no chassis command.
+            let cycle_stopped = e.to_string().contains("cycle not sent");
+            assert_eq!(cycle_stopped, action == PowerAction::Cycle, "{action}: {e}");
         }
         assert_eq!(sim.power(), PowerState::On);
         assert!(sim.power_sets().is_empty(), "{:?}", sim.power_sets());

@@ -101,7 +101,7 @@ async fn on_after_off_and_on_when_on_is_already() {
 
 #[tokio::test]
 #[ignore = "needs sushy-emulator; run make test"]
-async fn cycle_restarts_and_cycle_of_an_off_host_powers_it_on() {
+async fn cycle_restarts() {
     bounded(async {
         let s = Sushy::start(1, false).await;
         let d = s.driver();
@@ -109,11 +109,29 @@ async fn cycle_restarts_and_cycle_of_an_off_host_powers_it_on() {
         eprintln!("cycle in {:?}: {}", r.took, r.detail);
         assert_eq!(r.verified, PowerState::On);
         assert!(r.detail.contains("ForceRestart"), "{r:?}");
+    })
+    .await;
+}
 
+#[tokio::test]
+#[ignore = "needs sushy-emulator; run make test"]
+async fn cycle_of_an_off_host_sends_nothing_and_stays_off() {
+    bounded(async {
+        let s = Sushy::start(1, false).await;
+        let d = s.driver();
         d.act(PowerAction::Off, in_secs(ACT)).await.unwrap();
+        // sushy logs each request; the ForceOff above is one POST.
+        let posts_before = s.log().matches("POST").count();
+        assert!(posts_before >= 1, "{}", s.log());
         let r = d.act(PowerAction::Cycle, in_secs(ACT)).await.unwrap();
-        assert_eq!(r.verified, PowerState::On);
-        assert!(r.detail.contains("ResetType On"), "{r:?}");
+        assert_eq!((r.verified, r.already), (PowerState::Off, true), "{r:?}");
+        assert!(r.detail.contains("nothing sent"), "{r:?}");
+        assert!(r.detail.contains("PowerState Off"), "{r:?}");
+        assert!(r.took < Duration::from_secs(2), "{r:?}");
+        // No reset was posted, and the system reads off.
+        assert_eq!(s.log().matches("POST").count(), posts_before, "{}", s.log());
+        let st = d.status(in_secs(Duration::from_secs(10))).await.unwrap();
+        assert_eq!(st.state, PowerState::Off, "{st:?}");
     })
     .await;
 }

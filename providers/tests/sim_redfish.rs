@@ -133,7 +133,7 @@ async fn status_off_on_verified_and_ground_truth_has_exactly_the_changes() {
 }
 
 #[tokio::test]
-async fn cycle_restarts_and_cycle_of_an_off_host_powers_it_on() {
+async fn cycle_restarts_and_cycle_of_an_off_host_sends_nothing_and_stays_off() {
     use PowerState::{Off, On};
     let (fleet, server) = serve(&["a"]).await;
     fleet.crash("a").unwrap();
@@ -147,10 +147,12 @@ async fn cycle_restarts_and_cycle_of_an_off_host_powers_it_on() {
         vigil_providers::sim::Condition::Running
     );
 
+    // A cycle never powers on a host that is off: nothing is sent, it stays off.
     fleet.set_power("a", Off, "pulled").unwrap();
     let r = d.act(PowerAction::Cycle, within(OK)).await.unwrap();
-    assert_eq!(r.verified, On, "{r:?}");
-    assert!(r.detail.contains("ResetType On"), "{r:?}");
+    assert_eq!((r.verified, r.already), (Off, true), "{r:?}");
+    assert!(r.detail.contains("nothing sent"), "{r:?}");
+    assert_eq!(power(&fleet, "a"), Off);
 
     let log = fleet.ground_truth();
     assert_eq!(
@@ -159,7 +161,6 @@ async fn cycle_restarts_and_cycle_of_an_off_host_powers_it_on() {
             change("a", On, Off, "redfish ForceRestart"),
             change("a", Off, On, "redfish ForceRestart"),
             change("a", On, Off, "pulled"),
-            change("a", Off, On, "redfish On"),
         ]
     );
     assert_eq!(log[0].cause.action, Some(PowerAction::Cycle));
@@ -473,6 +474,19 @@ async fn protocol_details_root_auth_allowable_values_and_bad_requests() {
         .await
         .unwrap();
     assert_eq!(power(&fleet, "a"), PowerState::Off);
+    // A restart of a system that is off is refused (409) and leaves it off.
+    for reset_type in ["PowerCycle", "ForceRestart"] {
+        let r = post(serde_json::json!({ "ResetType": reset_type }))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 409, "{reset_type}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("powered off"), "{body}");
+        assert_eq!(power(&fleet, "a"), PowerState::Off);
+    }
+    let r = post(serde_json::json!({"ResetType": "On"})).await.unwrap();
+    assert_eq!(r.status(), 204);
     let r = post(serde_json::json!({"ResetType": "PowerCycle"}))
         .await
         .unwrap();
@@ -487,6 +501,8 @@ async fn protocol_details_root_auth_allowable_values_and_bad_requests() {
                 PowerState::Off,
                 "redfish GracefulShutdown"
             ),
+            change("a", PowerState::Off, PowerState::On, "redfish On"),
+            change("a", PowerState::On, PowerState::Off, "redfish PowerCycle"),
             change("a", PowerState::Off, PowerState::On, "redfish PowerCycle"),
         ]
     );

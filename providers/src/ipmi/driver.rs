@@ -14,9 +14,10 @@
 //! - **Closing**: [`IpmiDriver::close`] sends Close Session and waits for the
 //!   answer; dropping the driver (or replacing a session) sends it without waiting.
 //! - **Actions** go through [`act_verified`] exactly like the `ipmitool` driver:
-//!   status first (`already` when nothing needs doing; a cycle of an off host is
-//!   sent as on), then Chassis Control after Set Session Privilege Level, then Get
-//!   Chassis Status polled until the wanted state is read.
+//!   status first (`already` when nothing needs doing; a cycle of a host that reads
+//!   off sends nothing and leaves it off, and a cycle whose status read fails is not
+//!   sent), then Chassis Control after Set Session Privilege Level, then Get Chassis
+//!   Status polled until the wanted state is read.
 
 use std::fmt;
 

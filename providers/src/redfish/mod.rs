@@ -18,6 +18,12 @@
 //!   `ForceOff`; on → `On` or `ForceOn`; cycle → `ForceRestart`, else `PowerCycle`,
 //!   else `ForceOff` then `On`. Off on an off system and on on an on system send
 //!   nothing and report `already = true`.
+//! - **A cycle never powers on an off host**: a cycle of a system whose
+//!   `PowerState` reads `Off` sends nothing and reports `already = true`, verified
+//!   off; a cycle whose read fails sends nothing either. In a cycle made of
+//!   `ForceOff` then `On`, the `On` is sent only after `Off` was read back and only
+//!   before the deadline: if the deadline passes in between, the call fails with
+//!   [`DriverError::Timeout`] saying that the host was left off.
 //! - **Verification**: after the BMC accepts the reset, `PowerState` is polled until
 //!   it reads the wanted state (off → `Off`; on and cycle → `On`), or the deadline
 //!   passes ([`DriverError::Timeout`], naming the last state read). BMCs apply power
@@ -54,7 +60,10 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::error::DriverError;
-use crate::power::{within, ActionReport, PowerAction, PowerDriver, PowerReading, PowerState};
+use crate::power::{
+    cycle_found_off, cycle_left_off, within, ActionReport, PowerAction, PowerDriver, PowerReading,
+    PowerState,
+};
 use reset::{ResetPlan, SystemPower};
 pub use session::RedfishAuth;
 use session::{AuthState, Credential};
@@ -484,6 +493,43 @@ impl RedfishDriver {
         })
     }
 
+    /// The on step of a cycle made of `off` then `on`, once this call has read the
+    /// system off after its `off`: sent only before the deadline (else
+    /// [`cycle_left_off`]), then verified. A failure says that the host was powered
+    /// off by this cycle. Returns the reset's HTTP status and the reads.
+    async fn cycle_on_step(
+        &self,
+        url: &Url,
+        sys: &SystemPower,
+        off: &str,
+        on: &str,
+        allowed: Duration,
+        deadline: Instant,
+    ) -> Result<(StatusCode, u32), DriverError> {
+        if Instant::now() >= deadline {
+            return Err(cycle_left_off(
+                allowed,
+                &format!("redfish {}: {off} then {on}", url.path()),
+            ));
+        }
+        let step = async {
+            let code = self.reset(url, sys, on, deadline).await?;
+            let (reads, _) = self.wait_for(url, PowerState::On, on, deadline).await?;
+            Ok((code, reads))
+        };
+        step.await.map_err(|e| {
+            let note = format!("(this cycle's {off} powered the host off: it may still be off)");
+            match e {
+                DriverError::Retryable(m) => DriverError::Retryable(format!("{m} {note}")),
+                DriverError::Permanent(m) => DriverError::Permanent(format!("{m} {note}")),
+                DriverError::Timeout { after, what } => DriverError::Timeout {
+                    after,
+                    what: format!("{what} {note}"),
+                },
+            }
+        })
+    }
+
     /// `Power.PowerControl[0].PowerConsumedWatts` of the system's chassis, when the
     /// BMC offers it (`Ok(None)` when it does not). For activity checks.
     pub async fn power_watts(&self, deadline: Instant) -> Result<Option<f64>, DriverError> {
@@ -547,11 +593,20 @@ impl PowerDriver for RedfishDriver {
         deadline: Instant,
     ) -> Result<ActionReport, DriverError> {
         let start = Instant::now();
+        let allowed = deadline.saturating_duration_since(start);
+        // A failed read fails every action here, a cycle included: a cycle is never
+        // sent without knowing that the system is on.
         let (url, sys) = self.read_system(deadline).await?;
         let before = Self::state_of(&sys, &url)?;
         let plan = reset::choose(action, before, &sys)?;
         let raw_before = sys.raw_state.as_deref().unwrap_or("?").to_string();
         let (verified, detail) = match plan {
+            ResetPlan::LeaveOff => {
+                return Ok(cycle_found_off(
+                    start,
+                    &format!("PowerState {raw_before} at {}", url.path()),
+                ));
+            }
             ResetPlan::Already => (
                 before,
                 format!("already {before} (PowerState {raw_before}); nothing sent"),
@@ -576,8 +631,10 @@ impl PowerDriver for RedfishDriver {
             ResetPlan::OffThenOn { off, on } => {
                 let c1 = self.reset(&url, &sys, off, deadline).await?;
                 let (r1, _) = self.wait_for(&url, PowerState::Off, off, deadline).await?;
-                let c2 = self.reset(&url, &sys, on, deadline).await?;
-                let (r2, _) = self.wait_for(&url, PowerState::On, on, deadline).await?;
+                // Off was read after this call's off step: only now may on follow.
+                let (c2, r2) = self
+                    .cycle_on_step(&url, &sys, off, on, allowed, deadline)
+                    .await?;
                 (
                     PowerState::On,
                     format!(
@@ -820,6 +877,158 @@ mod tests {
             "{err:?}"
         );
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    /// What [`stateful_mock`] holds: the power state, the `ResetType`s posted,
+    /// and whether reads of the system fail (503).
+    #[derive(Debug, Default)]
+    struct MockBmc {
+        on: bool,
+        posted: Vec<String>,
+        reads_fail: bool,
+    }
+
+    /// A Redfish service on loopback with one system `s1` whose power follows the
+    /// resets at once (`ForceOff` → off; anything else → on, as a BMC that powers an
+    /// off system on for a restart would).
+    async fn stateful_mock(
+        allowed: &'static [&'static str],
+        on: bool,
+    ) -> (String, std::sync::Arc<std::sync::Mutex<MockBmc>>) {
+        use axum::http::StatusCode as S;
+        use axum::routing::{get, post};
+        use axum::Json;
+        use std::sync::{Arc, Mutex};
+        let bmc = Arc::new(Mutex::new(MockBmc {
+            on,
+            ..MockBmc::default()
+        }));
+        let b = bmc.clone();
+        let system = move || {
+            let b = b.clone();
+            async move {
+                let b = b.lock().unwrap();
+                if b.reads_fail {
+                    let body = serde_json::json!({"error": {"message": "busy"}});
+                    return (S::SERVICE_UNAVAILABLE, Json(body));
+                }
+                let body = serde_json::json!({
+                    "Id": "s1", "PowerState": if b.on { "On" } else { "Off" },
+                    "Actions": {"#ComputerSystem.Reset": {
+                        "target": "/redfish/v1/Systems/s1/Actions/ComputerSystem.Reset",
+                        "ResetType@Redfish.AllowableValues": allowed}}
+                });
+                (S::OK, Json(body))
+            }
+        };
+        let b = bmc.clone();
+        let reset = move |Json(body): Json<Value>| {
+            let b = b.clone();
+            async move {
+                let t = body["ResetType"].as_str().unwrap_or_default().to_string();
+                let mut b = b.lock().unwrap();
+                b.on = t != "ForceOff";
+                b.posted.push(t);
+                S::NO_CONTENT
+            }
+        };
+        let app = axum::Router::new()
+            .route(
+                "/redfish/v1/",
+                get(|| async {
+                    Json(serde_json::json!({"Systems": {"@odata.id": "/redfish/v1/Systems"}}))
+                }),
+            )
+            .route(
+                "/redfish/v1/Systems",
+                get(|| async {
+                    Json(serde_json::json!({"Members": [{"@odata.id": "/redfish/v1/Systems/s1"}]}))
+                }),
+            )
+            .route("/redfish/v1/Systems/s1", get(system))
+            .route(
+                "/redfish/v1/Systems/s1/Actions/ComputerSystem.Reset",
+                post(reset),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (format!("http://{addr}"), bmc)
+    }
+
+    #[tokio::test]
+    async fn cycle_of_an_off_system_sends_nothing_and_stays_off() {
+        for allowed in [
+            &["On", "ForceOff", "ForceRestart", "PowerCycle"][..],
+            &["ForceOff", "On"][..],
+        ] {
+            let (url, bmc) = stateful_mock(allowed, false).await;
+            let r = driver(&url)
+                .act(PowerAction::Cycle, soon(2000))
+                .await
+                .unwrap();
+            assert_eq!(r.action, PowerAction::Cycle);
+            assert_eq!((r.verified, r.already), (PowerState::Off, true), "{r:?}");
+            assert!(
+                r.detail.starts_with(
+                    "off: a cycle powers on only a host it powered off itself; nothing sent"
+                ),
+                "{}",
+                r.detail
+            );
+            assert!(r.detail.contains("PowerState Off"), "{}", r.detail);
+            let bmc = bmc.lock().unwrap();
+            assert!(bmc.posted.is_empty(), "{:?}", bmc.posted);
+            assert!(!bmc.on);
+        }
+    }
+
+    #[tokio::test]
+    async fn cycle_is_not_sent_when_the_state_cannot_be_read() {
+        let (url, bmc) = stateful_mock(&["ForceOff", "On", "ForceRestart"], true).await;
+        bmc.lock().unwrap().reads_fail = true;
+        let err = driver(&url)
+            .act(PowerAction::Cycle, soon(2000))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DriverError::Retryable(_)), "{err:?}");
+        assert!(bmc.lock().unwrap().posted.is_empty());
+    }
+
+    #[tokio::test]
+    async fn cycle_by_off_then_on_sends_on_only_after_off_and_in_time() {
+        let (url, bmc) = stateful_mock(&["ForceOff", "On"], true).await;
+        let d = driver(&url);
+        let r = d.act(PowerAction::Cycle, soon(3000)).await.unwrap();
+        assert_eq!((r.verified, r.already), (PowerState::On, false), "{r:?}");
+        assert!(
+            r.detail.contains("ForceOff accepted") && r.detail.contains("On accepted"),
+            "{}",
+            r.detail
+        );
+        assert_eq!(bmc.lock().unwrap().posted, ["ForceOff", "On"]);
+
+        // The deadline passed after the off step: no On, and the error says the
+        // host was left off.
+        bmc.lock().unwrap().posted.clear();
+        let (url_s1, sys) = d.read_system(soon(2000)).await.unwrap();
+        let err = d
+            .cycle_on_step(
+                &url_s1,
+                &sys,
+                "ForceOff",
+                "On",
+                Duration::from_secs(2),
+                Instant::now(),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, DriverError::Timeout { what, .. }
+                if what.contains("ForceOff then On") && what.contains("left off")),
+            "{err:?}"
+        );
+        assert!(bmc.lock().unwrap().posted.is_empty());
     }
 
     #[test]

@@ -70,6 +70,9 @@ impl SystemPower {
 pub(crate) enum ResetPlan {
     /// Nothing to do: the system already is in the wanted state.
     Already,
+    /// A cycle of a system that is off: nothing is sent and it stays off (a cycle
+    /// powers on only a host it powered off itself).
+    LeaveOff,
     /// One reset request, then wait until the state reads `expect`.
     Single {
         /// The `ResetType`.
@@ -78,7 +81,9 @@ pub(crate) enum ResetPlan {
         expect: PowerState,
     },
     /// `off` (`ForceOff`), wait for Off, then `on` (`On` or `ForceOn`), wait for On:
-    /// a cycle on a BMC that offers neither `ForceRestart` nor `PowerCycle`.
+    /// a cycle on a BMC that offers neither `ForceRestart` nor `PowerCycle`. The on
+    /// step is sent only once Off was read after the off step, and only before the
+    /// deadline.
     OffThenOn {
         /// The off `ResetType`.
         off: &'static str,
@@ -93,8 +98,10 @@ pub(crate) enum ResetPlan {
 ///   [`ResetPlan::Already`].
 /// - On → `On`, else `ForceOn`; already on → [`ResetPlan::Already`].
 /// - Cycle → `ForceRestart`, else `PowerCycle`, else `ForceOff` then `On`/`ForceOn`.
-///   A cycle of a host that is off powers it on (`On`): the point of a cycle is a
-///   running host, and a restart of an off host is undefined in Redfish.
+///   A cycle of a host that is off → [`ResetPlan::LeaveOff`]: HA never powers on a
+///   host that is off (it may be off on purpose), and what a restart of an off
+///   system does is undefined in Redfish (a BMC may power it on), so nothing is
+///   sent.
 ///
 /// A missing `AllowableValues` list allows everything. [`DriverError::Permanent`]
 /// when nothing suitable is offered (naming what is).
@@ -121,15 +128,14 @@ pub(crate) fn choose(
             }),
             None => Err(none_offered("ForceOff")),
         },
-        (PowerAction::On, PowerState::Off) | (PowerAction::Cycle, PowerState::Off) => {
-            match first(&["On", "ForceOn"]) {
-                Some(t) => Ok(ResetPlan::Single {
-                    reset_type: t,
-                    expect: PowerState::On,
-                }),
-                None => Err(none_offered("On or ForceOn")),
-            }
-        }
+        (PowerAction::Cycle, PowerState::Off) => Ok(ResetPlan::LeaveOff),
+        (PowerAction::On, PowerState::Off) => match first(&["On", "ForceOn"]) {
+            Some(t) => Ok(ResetPlan::Single {
+                reset_type: t,
+                expect: PowerState::On,
+            }),
+            None => Err(none_offered("On or ForceOn")),
+        },
         (PowerAction::Cycle, PowerState::On) => {
             if let Some(t) = first(&["ForceRestart", "PowerCycle"]) {
                 return Ok(ResetPlan::Single {
@@ -221,7 +227,16 @@ mod tests {
             choose(Cycle, S::On, &all).unwrap(),
             single("ForceRestart", S::On)
         );
-        assert_eq!(choose(Cycle, S::Off, &all).unwrap(), single("On", S::On));
+        // A cycle never powers on an off host, whatever the BMC offers.
+        assert_eq!(choose(Cycle, S::Off, &all).unwrap(), ResetPlan::LeaveOff);
+        assert_eq!(
+            choose(Cycle, S::Off, &sys(Some(&["ForceOff", "On"]))).unwrap(),
+            ResetPlan::LeaveOff
+        );
+        assert_eq!(
+            choose(Cycle, S::Off, &sys(Some(&[]))).unwrap(),
+            ResetPlan::LeaveOff
+        );
 
         let no_restart = sys(Some(&["ForceOn", "ForceOff", "PowerCycle"]));
         assert_eq!(

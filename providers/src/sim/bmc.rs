@@ -8,8 +8,15 @@
 //! reach the BMC ([`SimBmc::reach`]: may hang, fail or take its time), read or
 //! change the power ([`SimBmc::read`], [`SimBmc::perform`]), and reply
 //! ([`SimBmc::reply`]: may never arrive).
+//!
+//! A cycle never powers on a host that is off ([`SimBmc::cycle`]): a host truly off
+//! is left off and nothing lands in ground truth, as IPMI 2.0 §28.3 recommends for a
+//! BMC; and its on step follows only an off step that this same cycle made, before
+//! the caller's deadline.
 
 use std::future::pending;
+
+use tokio::time::Instant;
 
 use super::fault::BmcFault;
 use super::fleet::{SimError, SimFleet};
@@ -91,34 +98,69 @@ impl SimBmc {
 
     /// Carry out `action` on the true power state, recording each real change in
     /// ground truth with `label`: on and off set the state (nothing changes, and
-    /// nothing is recorded, when it already is so); a cycle powers a host that is
-    /// truly on off and then on, and one that is truly off just on, whatever the BMC
-    /// would report. Each transition first takes the fleet's action latency.
+    /// nothing is recorded, when it already is so); a cycle is [`Self::cycle`]
+    /// without a deadline. Each transition first takes the fleet's action latency.
     pub(crate) async fn perform(
         &self,
         action: PowerAction,
         label: &str,
     ) -> Result<(), DriverError> {
         match action {
-            PowerAction::On => self.transition(PowerState::On, action, label).await,
-            PowerAction::Off => self.transition(PowerState::Off, action, label).await,
-            PowerAction::Cycle => {
-                let truth = self.fleet.snapshot(&self.host).map_err(permanent)?.power;
-                if truth == PowerState::On {
-                    self.transition(PowerState::Off, action, label).await?;
-                }
-                self.transition(PowerState::On, action, label).await
+            PowerAction::On => {
+                self.transition(PowerState::On, action, label).await?;
             }
+            PowerAction::Off => {
+                self.transition(PowerState::Off, action, label).await?;
+            }
+            PowerAction::Cycle => {
+                self.cycle(label, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A power cycle on the true power state, whatever the BMC would report: a host
+    /// truly off is left off ([`Cycled::FoundOff`], nothing recorded); one truly on
+    /// is powered off, then on. The on step follows only if this cycle's off step
+    /// changed the power (someone else may have powered it off during the action
+    /// latency: then it stays off, [`Cycled::FoundOff`]) and only before `deadline`
+    /// (else [`Cycled::LeftOff`]; an on step that the deadline cuts short does not
+    /// happen either).
+    pub(crate) async fn cycle(
+        &self,
+        label: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Cycled, DriverError> {
+        let action = PowerAction::Cycle;
+        let truth = self.fleet.snapshot(&self.host).map_err(permanent)?.power;
+        if truth == PowerState::Off {
+            return Ok(Cycled::FoundOff);
+        }
+        if !self.transition(PowerState::Off, action, label).await? {
+            return Ok(Cycled::FoundOff);
+        }
+        let Some(deadline) = deadline else {
+            self.transition(PowerState::On, action, label).await?;
+            return Ok(Cycled::Done);
+        };
+        if Instant::now() >= deadline {
+            return Ok(Cycled::LeftOff);
+        }
+        let on = self.transition(PowerState::On, action, label);
+        match tokio::time::timeout_at(deadline, on).await {
+            Ok(r) => r.map(|_| Cycled::Done),
+            Err(_) => Ok(Cycled::LeftOff),
         }
     }
 
-    /// One power transition, taking the fleet's action latency first.
+    /// One power transition, taking the fleet's action latency first; whether the
+    /// power changed (false: it already was `to`).
     async fn transition(
         &self,
         to: PowerState,
         action: PowerAction,
         label: &str,
-    ) -> Result<(), DriverError> {
+    ) -> Result<bool, DriverError> {
         let latency = self.fleet.action_latency();
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
@@ -129,9 +171,21 @@ impl SimBmc {
         };
         self.fleet
             .apply_power(&self.host, to, cause)
-            .map_err(permanent)?;
-        Ok(())
+            .map_err(permanent)
     }
+}
+
+/// What [`SimBmc::cycle`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cycled {
+    /// The host was off (or went off by another hand before this cycle's off step):
+    /// left off, nothing done by this cycle.
+    FoundOff,
+    /// Off, then on.
+    Done,
+    /// Powered off by this cycle, but the deadline came before the on step: left
+    /// off.
+    LeftOff,
 }
 
 fn opposite(s: PowerState) -> PowerState {

@@ -5,14 +5,24 @@
 //! applies the BMC's [`BmcFault`](super::BmcFault) at the points where a real BMC
 //! would misbehave (through [`SimBmc`], shared with the Redfish server).
 //! Every call is bounded by the caller's deadline through [`within`].
+//!
+//! A cycle never powers on a host that is off: it reads the power first, and a host
+//! that reads off is left off with nothing sent (`already = true`, verified off); a
+//! failed read fails the cycle. The BMC carries the cycle out as off, then on
+//! ([`SimBmc::cycle`]): the on step only after this cycle's off step changed the
+//! power and before the deadline, else a [`DriverError::Timeout`] that says the
+//! host was left off.
 
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::bmc::SimBmc;
+use super::bmc::{Cycled, SimBmc};
 use super::fleet::SimFleet;
 use crate::error::DriverError;
-use crate::power::{within, ActionReport, PowerAction, PowerDriver, PowerReading, PowerState};
+use crate::power::{
+    cycle_found_off, cycle_left_off, within, ActionReport, PowerAction, PowerDriver, PowerReading,
+    PowerState,
+};
 
 /// A [`PowerDriver`] (kind `sim`) for one host of a [`SimFleet`].
 #[derive(Debug, Clone)]
@@ -46,6 +56,7 @@ impl SimPowerDriver {
         &self,
         action: PowerAction,
         start: Instant,
+        deadline: Instant,
     ) -> Result<ActionReport, DriverError> {
         let bmc = &self.bmc;
         let host = bmc.host();
@@ -57,6 +68,13 @@ impl SimPowerDriver {
             PowerAction::Off => PowerState::Off,
             PowerAction::Cycle => PowerState::On,
         };
+        if action == PowerAction::Cycle && before == PowerState::Off {
+            bmc.reply(fault).await;
+            return Ok(cycle_found_off(
+                start,
+                &format!("sim BMC of {host}: power off"),
+            ));
+        }
         if action != PowerAction::Cycle && before == target {
             bmc.reply(fault).await;
             return Ok(ActionReport {
@@ -68,7 +86,19 @@ impl SimPowerDriver {
             });
         }
         // The BMC acts on the true state, whatever it would report.
-        bmc.perform(action, &self.label).await?;
+        if action == PowerAction::Cycle {
+            // FoundOff here means the BMC reported on for a host truly off (a lie)
+            // or the host went off meanwhile: the BMC leaves it off, and the read
+            // below says what the BMC says.
+            if bmc.cycle(&self.label, Some(deadline)).await? == Cycled::LeftOff {
+                return Err(cycle_left_off(
+                    deadline.saturating_duration_since(start),
+                    &format!("sim BMC of {host}: power cycle"),
+                ));
+            }
+        } else {
+            bmc.perform(action, &self.label).await?;
+        }
         let verified = bmc.read(fault)?;
         bmc.reply(fault).await;
         if verified != target {
@@ -117,6 +147,6 @@ impl PowerDriver for SimPowerDriver {
     ) -> Result<ActionReport, DriverError> {
         let start = Instant::now();
         let what = format!("sim BMC of {}: power {action}", self.bmc.host());
-        within(deadline, &what, self.act_inner(action, start)).await
+        within(deadline, &what, self.act_inner(action, start, deadline)).await
     }
 }

@@ -121,18 +121,67 @@ async fn cycle_is_off_then_on_and_heals_unless_configured_otherwise() {
         .unwrap();
     assert_eq!(fleet.ground_truth_since(mark).len(), 2);
     assert_eq!(fleet.snapshot("b").unwrap().condition, Condition::Hung);
+}
 
-    // Cycling a host that is off just powers it on.
+#[tokio::test(start_paused = true)]
+async fn cycle_of_an_off_host_sends_nothing_and_stays_off() {
+    let fleet = fleet_with(&["c"]);
+    fleet.crash("c").unwrap();
     fleet.set_power("c", PowerState::Off, "test").unwrap();
     let mark = fleet.last_seq();
-    fleet
+    let rep = fleet
         .driver("c")
-        .act(PowerAction::Cycle, deadline)
+        .act(PowerAction::Cycle, Instant::now() + 5 * SEC)
         .await
         .unwrap();
-    let since = fleet.ground_truth_since(mark);
-    assert_eq!(since.len(), 1);
-    assert_eq!(since[0].to, PowerState::On);
+    assert_eq!(rep.action, PowerAction::Cycle);
+    assert_eq!((rep.verified, rep.already), (PowerState::Off, true));
+    assert!(
+        rep.detail.starts_with(
+            "off: a cycle powers on only a host it powered off itself; nothing sent (sim BMC of c"
+        ),
+        "{}",
+        rep.detail
+    );
+    assert_eq!(power(&fleet, "c"), PowerState::Off);
+    assert!(fleet.ground_truth_since(mark).is_empty());
+    assert_eq!(fleet.snapshot("c").unwrap().condition, Condition::Crashed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cycle_is_not_sent_when_the_bmc_errs() {
+    let fleet = fleet_with(&["a"]);
+    fleet.set_power("a", PowerState::Off, "test").unwrap();
+    fleet.set_fault("a", BmcFault::Error).unwrap();
+    let mark = fleet.last_seq();
+    let r = fleet
+        .driver("a")
+        .act(PowerAction::Cycle, Instant::now() + 5 * SEC)
+        .await;
+    assert!(matches!(r, Err(DriverError::Retryable(_))), "{r:?}");
+    assert!(fleet.ground_truth_since(mark).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn cycle_does_not_power_on_a_host_someone_else_powered_off() {
+    // Off by another hand while the cycle waits out the action latency: this
+    // cycle's off changes nothing, so its on does not follow.
+    let fleet = fleet_with(&["a"]);
+    fleet.set_action_latency(Duration::from_millis(500));
+    let d = fleet.driver("a").with_label("cycle");
+    let cycle =
+        tokio::spawn(async move { d.act(PowerAction::Cycle, Instant::now() + 5 * SEC).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    fleet.set_power("a", PowerState::Off, "fence").unwrap();
+    let r = cycle.await.unwrap();
+    assert!(
+        matches!(&r, Err(DriverError::Retryable(m)) if m.contains("power reads off")),
+        "{r:?}"
+    );
+    assert_eq!(power(&fleet, "a"), PowerState::Off);
+    let log = fleet.ground_truth();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].cause.label, "fence");
 }
 
 #[tokio::test(start_paused = true)]
@@ -194,10 +243,12 @@ async fn lying_bmc_misreports_and_ground_truth_tells() {
     assert!(matches!(r, Err(DriverError::Retryable(_))), "{r:?}");
     assert!(fleet.ground_truth().is_empty());
 
-    // Cycle executes for real; the read-back lies, so it is not verified.
-    let r = d.act(PowerAction::Cycle, deadline).await;
-    assert!(matches!(r, Err(DriverError::Retryable(_))), "{r:?}");
-    assert_eq!(fleet.ground_truth().len(), 2);
+    // Host truly on, BMC says off: a cycle is not sent (it could power on an off
+    // host); it "succeeds" as left off, yet the host runs on.
+    let rep = d.act(PowerAction::Cycle, deadline).await.unwrap();
+    assert_eq!((rep.verified, rep.already), (PowerState::Off, true));
+    assert_eq!(power(&fleet, "a"), PowerState::On);
+    assert!(fleet.ground_truth().is_empty());
 
     // Host truly off (b), asked off: the BMC reports on, executes the off (nothing
     // to do), reads back "on": not verified although the host is off.
@@ -207,6 +258,19 @@ async fn lying_bmc_misreports_and_ground_truth_tells() {
     assert!(matches!(r, Err(DriverError::Retryable(_))), "{r:?}");
     assert_eq!(power(&fleet, "b"), PowerState::Off);
     assert_eq!(fleet.power_offs("b"), 1);
+
+    // Host truly off (b), BMC says on, asked to cycle: the BMC leaves the off host
+    // off (no power change), then reads back "on": the cycle "succeeds", and only
+    // ground truth shows that nothing happened.
+    let mark = fleet.last_seq();
+    let rep = fleet
+        .driver("b")
+        .act(PowerAction::Cycle, deadline)
+        .await
+        .unwrap();
+    assert_eq!((rep.verified, rep.already), (PowerState::On, false));
+    assert_eq!(power(&fleet, "b"), PowerState::Off);
+    assert!(fleet.ground_truth_since(mark).is_empty());
 }
 
 #[tokio::test(start_paused = true)]
@@ -309,16 +373,42 @@ async fn action_latency_counts_against_the_deadline() {
     assert_eq!(log[0].at, start + Duration::from_millis(500));
     assert_eq!(log[1].at, start + SEC);
 
-    // A cycle cut short by the deadline leaves the host off: ground truth shows
-    // exactly what happened.
+    // A cycle cut short by the deadline during its on step leaves the host off,
+    // and says so: ground truth shows exactly what happened.
     let start = Instant::now();
     let r = fleet
         .driver("b")
         .act(PowerAction::Cycle, start + Duration::from_millis(700))
         .await;
-    assert!(is_timeout(&r), "{r:?}");
+    assert!(
+        matches!(&r, Err(DriverError::Timeout { what, .. }) if what.contains("host was left off")),
+        "{r:?}"
+    );
+    returned_at_deadline(start, Duration::from_millis(700));
     assert_eq!(power(&fleet, "b"), PowerState::Off);
     assert_eq!(fleet.power_offs("b"), 1);
+    assert_eq!(fleet.ground_truth().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cycle_sends_no_on_once_the_deadline_has_passed() {
+    // The off step lands exactly at the deadline: the on step is not sent.
+    let fleet = fleet_with(&["a"]);
+    fleet.set_action_latency(Duration::from_millis(500));
+    let start = Instant::now();
+    let r = fleet
+        .driver("a")
+        .act(PowerAction::Cycle, start + Duration::from_millis(500))
+        .await;
+    assert!(
+        matches!(&r, Err(DriverError::Timeout { what, .. })
+            if what.contains("sim BMC of a: power cycle") && what.contains("deadline passed before the on step")),
+        "{r:?}"
+    );
+    assert_eq!(power(&fleet, "a"), PowerState::Off);
+    let log = fleet.ground_truth();
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0].from, log[0].to), (PowerState::On, PowerState::Off));
 }
 
 #[tokio::test(start_paused = true)]

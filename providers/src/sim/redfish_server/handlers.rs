@@ -30,7 +30,7 @@ use super::resources;
 use super::sessions::{Refusal, SessionStore, SESSIONS};
 use crate::error::DriverError;
 use crate::power::PowerAction;
-use crate::sim::bmc::SimBmc;
+use crate::sim::bmc::{Cycled, SimBmc};
 use crate::sim::{BmcFault, Condition, SimFleet};
 
 /// Prefix of the ground-truth label of a change made through the server (followed by
@@ -362,11 +362,20 @@ async fn power(State(s): S, Path(id): Path<String>) -> Response {
 }
 
 /// `POST …/Actions/ComputerSystem.Reset {"ResetType": …}`: carried out on the true
-/// power state through [`SimBmc::perform`] before the (204) answer, recorded in
-/// ground truth as `redfish <ResetType>`. `On` → on; `ForceOff` → off;
-/// `GracefulShutdown` → off, but only when the OS can cooperate (a hung or crashed
-/// host stays on: accepted, nothing happens); `ForceRestart` and `PowerCycle` →
-/// cycle (off then on; on alone for a host that is off).
+/// power state through [`SimBmc::perform`] / [`SimBmc::cycle`] before the (204)
+/// answer, recorded in ground truth as `redfish <ResetType>`. `On` → on; `ForceOff`
+/// → off; `GracefulShutdown` → off, but only when the OS can cooperate (a hung or
+/// crashed host stays on: accepted, nothing happens); `ForceRestart` and
+/// `PowerCycle` → cycle (off, then on).
+///
+/// A `ForceRestart` or `PowerCycle` of a system that is truly off leaves it off:
+/// **409 Conflict** with a `Base.1.8.GeneralError` body saying so, and nothing in
+/// ground truth. Redfish leaves a restart of an off system undefined, and real BMCs
+/// differ (a 2xx that does nothing, a 409, or powering it on). The sim refuses the
+/// way iDRAC refuses a power change that does not fit the current state (409 with a
+/// message) rather than answering 204 for a reset that did nothing: a client learns
+/// at once that nothing happened, and the sim never powers on a host that is off,
+/// the rule vigil's drivers keep.
 async fn reset(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
     let bmc = match s.bmc(&id) {
         Ok(b) => b,
@@ -400,9 +409,21 @@ async fn reset(State(s): S, Path(id): Path<String>, body: Bytes) -> Response {
             .condition;
         let ignored = reset_type == "GracefulShutdown"
             && matches!(condition, Condition::Hung | Condition::Crashed);
-        if !ignored {
-            bmc.perform(action, &format!("{LABEL} {reset_type}"))
-                .await?;
+        let label = format!("{LABEL} {reset_type}");
+        if action == PowerAction::Cycle {
+            if bmc.cycle(&label, None).await? == Cycled::FoundOff {
+                return Ok(error(
+                    StatusCode::CONFLICT,
+                    "GeneralError",
+                    &format!(
+                        "system {id} is powered off: ResetType {reset_type} does not power it \
+                         on (use On); nothing done"
+                    ),
+                )
+                .into_response());
+            }
+        } else if !ignored {
+            bmc.perform(action, &label).await?;
         }
         Ok(StatusCode::NO_CONTENT.into_response())
     })
