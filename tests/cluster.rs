@@ -364,3 +364,28 @@ async fn uninitialized_member_fails_fast_with_a_useful_error() {
     assert_eq!(healthy.status(), 200);
     m.stop().await.unwrap();
 }
+
+/// A leader cut off from its majority (partitioned, deposed without knowing it yet)
+/// answers a write with a timeout — outcome unknown — instead of holding the caller
+/// until the partition heals (issue 10, item 8: the owner loop's proposals must not
+/// block on such a leader).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cut_off_leader_does_not_hold_a_write_until_the_partition_heals() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = DevCluster::start(3, dir.path(), timings()).await.unwrap();
+    let leader = cluster
+        .members
+        .iter()
+        .find(|m| m.member.is_leader())
+        .expect("a leader");
+    leader.member.set_links_cut(true);
+    let bound = RaftTimings::default().leader_wait() * 2;
+    let r = tokio::time::timeout(bound * 3, leader.member.write(put(1, "cut"))).await;
+    let r = r.expect("the write was still blocked long after its bound");
+    assert!(
+        r.is_err(),
+        "a write without a majority cannot succeed: {r:?}"
+    );
+    leader.member.set_links_cut(false);
+    cluster.stop().await.unwrap();
+}

@@ -32,6 +32,7 @@
 //! result; `vigil_action_duration_seconds` for those that reached the BMC).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 use vigil_providers::{DriverError, PowerAction};
@@ -108,8 +109,21 @@ pub async fn execute(sh: &Shared, probes: Arc<Probes>, job: Job) -> Attempt {
     outcome
 }
 
+/// How long an executor may take for `intent` when it first may act at wall-clock
+/// `now` (ms): the intent's own time budget, fixed when it was created — a policy
+/// changed during an incident cannot lengthen an old executor's window beyond what
+/// a new owner's wait allows for — and never past the intent's deadline.
+pub fn job_budget(intent: &Intent, now: crate::engine::policy::Millis) -> Duration {
+    Duration::from_millis(intent.deadline.saturating_sub(now).min(intent.timeout))
+}
+
 /// Commit the begin record; `Ok(earlier executors)` when this member may act.
 async fn begin(sh: &Shared, job: &Job) -> Result<Vec<Begin>, Attempt> {
+    if sh.faults.take_begin_failure() {
+        return Err(Attempt::Retry(
+            "begin record not committed: injected failure".into(),
+        ));
+    }
     let cmd = Command::BeginAction {
         host: job.host.clone(),
         epoch: job.epoch,
@@ -221,4 +235,43 @@ async fn act(sh: &Shared, probes: Arc<Probes>, job: &Job) -> Attempt {
             reason: format!("{} {action}: {e}", driver.kind()),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::model::IntentState;
+
+    fn intent(deadline: u64, timeout: u64) -> Intent {
+        Intent {
+            id: 1,
+            host: "h".into(),
+            pool: "p".into(),
+            epoch: 1,
+            owner: Some(1),
+            kind: IntentKind::Recover { attempt: 1 },
+            created_at: 0,
+            deadline,
+            timeout,
+            begun: vec![],
+            extensions: 0,
+            state: IntentState::InFlight,
+        }
+    }
+
+    #[test]
+    fn a_job_never_outlives_the_intents_budget_or_deadline() {
+        // A takeover pushed the deadline far out: the budget still caps the job.
+        assert_eq!(
+            job_budget(&intent(1_000_000, 5_000), 10_000),
+            Duration::from_secs(5)
+        );
+        // Close to the deadline: what is left of it.
+        assert_eq!(
+            job_budget(&intent(12_000, 5_000), 10_000),
+            Duration::from_secs(2)
+        );
+        // Past it (a skewed clock): nothing.
+        assert_eq!(job_budget(&intent(9_000, 5_000), 10_000), Duration::ZERO);
+    }
 }

@@ -69,6 +69,39 @@ pub struct Shared {
     /// What the runtime did, cumulatively: checks, actions, heartbeats, proposals
     /// (exported on `/metrics`; tests and benchmarks read the same counters).
     pub metrics: RuntimeMetrics,
+    /// Fault injection for tests and the chaos harness (all off in production).
+    pub faults: Faults,
+}
+
+/// Faults the runtime can be told to suffer, for tests and the chaos harness. Each is
+/// off (zero) unless set; none changes what apply decides, only what this member
+/// manages to do.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// The next N begin records of actions fail as if no leader answered (a
+    /// transient failure before the BMC is reached).
+    pub begin_failures: std::sync::atomic::AtomicU32,
+    /// The next N action outcomes are lost before they are proposed (as if the
+    /// member died right after the BMC answered).
+    pub lost_outcomes: std::sync::atomic::AtomicU32,
+}
+
+impl Faults {
+    /// Consume one injected begin failure, if any is pending.
+    pub(crate) fn take_begin_failure(&self) -> bool {
+        take(&self.begin_failures)
+    }
+
+    /// Consume one injected outcome loss, if any is pending.
+    pub(crate) fn take_lost_outcome(&self) -> bool {
+        take(&self.lost_outcomes)
+    }
+}
+
+fn take(n: &std::sync::atomic::AtomicU32) -> bool {
+    use std::sync::atomic::Ordering;
+    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 impl Shared {
@@ -116,6 +149,7 @@ impl Worker {
             base: Instant::now(),
             incarnation: new_incarnation(),
             metrics: RuntimeMetrics::new(),
+            faults: Faults::default(),
         });
         let (stop, rx) = watch::channel(false);
         let tasks = vec![

@@ -94,7 +94,7 @@ enum Start {
     Health(Arc<Probes>),
     Power(Arc<Probes>, Millis),
     Activity(Arc<Probes>, Millis),
-    Action(Arc<Probes>, Job),
+    Action(Arc<Probes>, Box<Job>),
 }
 
 /// A small, stable per-host spread so that hosts added together are not checked in
@@ -284,6 +284,10 @@ impl Loop {
                     Input::Activity { result, detail }
                 }
                 Outcome::Action { intent, attempt } => match attempt {
+                    Attempt::Outcome(_) if self.sh.faults.take_lost_outcome() => {
+                        tracing::warn!(host = %d.host, intent, "outcome lost (injected fault)");
+                        continue;
+                    }
                     Attempt::Outcome(result) => Input::Outcome { intent, result },
                     Attempt::Retry(_) | Attempt::Stop(_) => continue,
                 },
@@ -461,13 +465,10 @@ impl Loop {
                 }
                 // The job's deadline is fixed the first time this member may act:
                 // the intent's own budget from now, and never past its deadline.
-                let clock = *self.jobs_due.entry(id).or_insert_with(|| {
-                    let left = intent.deadline.saturating_sub(wall).min(intent.timeout);
-                    JobClock {
-                        deadline: Instant::now() + Duration::from_millis(left),
-                        retry_at: 0,
-                        backoff: ACTION_RETRY_MS,
-                    }
+                let clock = *self.jobs_due.entry(id).or_insert_with(|| JobClock {
+                    deadline: Instant::now() + action::job_budget(intent, wall),
+                    retry_at: 0,
+                    backoff: ACTION_RETRY_MS,
                 });
                 if now < clock.retry_at {
                     continue;
@@ -478,12 +479,12 @@ impl Loop {
                     o.epoch,
                     Start::Action(
                         probes,
-                        Job {
+                        Box::new(Job {
                             host: name.clone(),
                             epoch: o.epoch,
                             intent: intent.clone(),
                             deadline: clock.deadline,
-                        },
+                        }),
                     ),
                 ));
             }
@@ -598,7 +599,7 @@ impl Loop {
                         return;
                     };
                     let intent = job.intent.id;
-                    let attempt = action::execute(&sh, probes, job).await;
+                    let attempt = action::execute(&sh, probes, *job).await;
                     let _ = tx.send(Done {
                         host,
                         epoch,
