@@ -740,6 +740,12 @@ async fn a_failing_webhook_receiver_gets_every_event_exactly_once_by_key() {
         ha.members.swap(0, 1);
     }
     ha.crash(leader).await;
+    // The member read from now may have applied less than the old leader: wait until
+    // it has the whole story before taking it as the expectation.
+    ha.wait("h002 fenced, as seen by the member read", 30, |s| {
+        fenced_events(s, "h002") == 1
+    })
+    .await;
     let expected: Vec<u64> = ha.read(|s| {
         s.events
             .iter()
