@@ -238,14 +238,14 @@ pub const SETTINGS: &[SettingDef] = &[
         dur(SEC, HOUR),
         "2m",
         Scope::Host,
-        "a power cycle not confirmed within this time failed",
+        "a power cycle not reported within this time has an unknown outcome: the host gets the recovery wait (never a fence straight away); also the most a cycle's executor may take",
     ),
     def(
         "policy.recovery.wait",
         dur(SEC, 6 * HOUR),
         "5m",
         Scope::Host,
-        "after a power cycle, time for the host to pass a health check before it is fenced",
+        "after a power cycle (done, failed or of unknown outcome), time for the host to pass a health check; still dead after it: another cycle if attempts are left, else a fence",
     ),
     // Fencing.
     def(
