@@ -5,6 +5,9 @@
 //!                 [--faults kill,links,bmc,host,mass,ops|all] --out DIR
 //! vigil-chaos replay DIR        # the saved schedule again, into DIR/replay
 //! vigil-chaos check DIR         # the checkers on saved facts only
+//! vigil-chaos selftest [--bugs a,b] [--seeds K] --out DIR
+//!                               # each planted bug must be caught (needs the
+//!                               # `planted-bugs` feature)
 //! ```
 //! Exit status: 0 when every check passed, 1 on any violation, 2 on a usage or
 //! harness error.
@@ -43,6 +46,25 @@ enum Cmd {
     Check {
         /// A run directory written by `run`.
         dir: PathBuf,
+    },
+    /// Run the cluster with each planted bug; fail unless a checker catches every
+    /// bug this tier can show (build with `--features planted-bugs`).
+    Selftest {
+        /// Bugs to plant, comma-separated (default: all).
+        #[arg(long)]
+        bugs: Option<String>,
+        /// Seeds tried per bug before it counts as not caught.
+        #[arg(long, default_value_t = 2)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value = "1")]
+        seed: String,
+        /// Length of each run's chaos phase.
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Where runs are written.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -206,6 +228,37 @@ fn cmd_check(dir: &Path) -> Result<bool> {
     Ok(verdicts.values().all(|v| v.pass))
 }
 
+async fn cmd_selftest(
+    bugs: Option<String>,
+    seeds: u64,
+    seed: &str,
+    duration: Duration,
+    out: &Path,
+) -> Result<bool> {
+    let bugs: Vec<vigil::planted::Bug> = match bugs {
+        None => vigil::planted::Bug::ALL.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(|b| b.trim().parse().map_err(anyhow::Error::msg))
+            .collect::<Result<_>>()?,
+    };
+    log_to(out)?;
+    let mut progress = |line: String| println!("  {line}");
+    let findings = vigil_chaos::selftest::run(
+        &bugs,
+        parse_seed(seed)?,
+        seeds,
+        duration.as_millis() as u64,
+        out,
+        &mut progress,
+    )
+    .await?;
+    for l in vigil_chaos::selftest::matrix(&findings) {
+        println!("{l}");
+    }
+    Ok(findings.iter().all(|f| f.ok()))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -223,6 +276,13 @@ fn main() -> ExitCode {
         Cmd::Run(a) => rt.block_on(cmd_run(a)),
         Cmd::Replay { dir } => rt.block_on(cmd_replay(&dir)),
         Cmd::Check { dir } => cmd_check(&dir),
+        Cmd::Selftest {
+            bugs,
+            seeds,
+            seed,
+            duration,
+            out,
+        } => rt.block_on(cmd_selftest(bugs, seeds, &seed, duration, &out)),
     };
     match r {
         Ok(true) => ExitCode::SUCCESS,

@@ -58,6 +58,20 @@ impl Nemesis {
             Who::OwnerOf(h) => c.owner_of(h),
             Who::Any(i) if !up.is_empty() => Some(up[(*i as usize) % up.len()]),
             Who::Any(_) => None,
+            Who::Acting => c.any().and_then(|m| {
+                m.read_local(|s| {
+                    s.hosts
+                        .values()
+                        .filter(|h| {
+                            matches!(
+                                h.ha.state,
+                                vigil::engine::HaState::Recovering
+                                    | vigil::engine::HaState::Fencing
+                            )
+                        })
+                        .find_map(|h| h.owner)
+                })
+            }),
         };
         pick.filter(|id| up.contains(id))
     }
@@ -67,6 +81,7 @@ impl Nemesis {
             Who::Leader => "leader".to_string(),
             Who::OwnerOf(h) => format!("owner of {h}"),
             Who::Any(_) => "any".to_string(),
+            Who::Acting => "owner of a host with an action in flight".to_string(),
         };
         let term = c.member(id).map_or(0, |m| m.local_status().term);
         format!("{role}, term {term}")
@@ -75,9 +90,12 @@ impl Nemesis {
     fn fail_host(&mut self, fleet: &SimFleet, host: &str, how: &str, heals: bool, t: Ms) -> Op {
         let kind = match how {
             "hang" => FailureKind::Hang,
-            "isolate" => FailureKind::Isolate,
+            "isolate" | "isolate-noisy" => FailureKind::Isolate,
             _ => FailureKind::Crash,
         };
+        if how == "isolate-noisy" {
+            let _ = fleet.set_activity_check_error(host, true);
+        }
         let _ = fleet.set_reboot_heals(host, heals);
         let r = match kind {
             FailureKind::Crash => fleet.crash(host),
@@ -107,6 +125,7 @@ impl Nemesis {
 
     fn heal_host(&mut self, fleet: &SimFleet, host: &str, t: Ms) -> Op {
         let r = fleet.heal(host);
+        let _ = fleet.set_activity_check_error(host, false);
         if let Some(i) = self
             .injected
             .iter_mut()

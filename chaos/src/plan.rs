@@ -111,6 +111,13 @@ pub struct Options {
     pub fence_budget: u32,
     /// The planted bug this run carries, if any (self-test only).
     pub planted_bug: Option<String>,
+    /// Latency of every sim BMC power step (ms): slow cycles and fences widen the
+    /// windows in which an executor can die mid-action.
+    #[serde(default)]
+    pub action_latency_ms: u64,
+    /// The host failure kinds to draw from (empty: the default mix).
+    #[serde(default)]
+    pub host_failures: Vec<String>,
 }
 
 impl Options {
@@ -140,6 +147,8 @@ impl Options {
             fence_levels,
             fence_budget,
             planted_bug: None,
+            action_latency_ms: if s.chance(30) { 800 } else { 0 },
+            host_failures: Vec::new(),
         }
     }
 
@@ -177,6 +186,9 @@ pub enum Who {
     OwnerOf(String),
     /// A member by index into the running members (modulo their number).
     Any(u64),
+    /// The owner of a host with an action in flight right now (Recovering or
+    /// Fencing): the unluckiest moment to die. Skipped when no action is in flight.
+    Acting,
 }
 
 /// One fault step (or its undo).
@@ -206,7 +218,8 @@ pub enum Action {
         /// Which cut.
         slot: u32,
     },
-    /// A host fails: `crash`, `hang` or `isolate`.
+    /// A host fails: `crash`, `hang`, `isolate`, or `isolate-noisy` (isolated, and its
+    /// activity checker errors: inconclusive, never a reason to fence).
     HostFail {
         /// Host.
         host: String,
@@ -318,9 +331,10 @@ pub fn schedule(opts: &Options) -> Vec<Step> {
             FaultKind::Kill | FaultKind::Links if down.len() < max_down => {
                 slot += 1;
                 let back = (t + s.range(2_000, 12_000)).min(end);
-                let who = match s.range(0, 3) {
+                let who = match s.range(0, 4) {
                     0 => Who::Leader,
                     1 => Who::OwnerOf(host_name(s.range(0, opts.hosts as u64) as usize)),
+                    2 => Who::Acting,
                     _ => Who::Any(s.range(0, opts.members)),
                 };
                 let (act, undo) = if kind == FaultKind::Kill {
@@ -365,8 +379,20 @@ pub fn schedule(opts: &Options) -> Vec<Step> {
             }
             FaultKind::Host => {
                 if let Some(h) = free_host(&mut s, &busy) {
-                    let how = s.pick(&["crash", "crash", "hang", "isolate"]).to_string();
-                    let heal = how == "isolate" || s.chance(35);
+                    let default_mix = [
+                        "crash",
+                        "crash",
+                        "crash",
+                        "hang",
+                        "isolate",
+                        "isolate-noisy",
+                    ];
+                    let how = if opts.host_failures.is_empty() {
+                        s.pick(&default_mix).to_string()
+                    } else {
+                        s.pick(&opts.host_failures).clone()
+                    };
+                    let heal = how.starts_with("isolate") || s.chance(35);
                     let reboot_heals = s.chance(50);
                     steps.push(Step {
                         at_ms: t,

@@ -177,6 +177,24 @@ pub async fn run(
     data: &Path,
     progress: &mut dyn FnMut(String),
 ) -> Result<Outcome, ChaosError> {
+    let bug = opts
+        .planted_bug
+        .as_deref()
+        .map(str::parse::<vigil::planted::Bug>)
+        .transpose()
+        .map_err(ChaosError::Usage)?;
+    vigil::planted::plant(bug).map_err(ChaosError::Usage)?;
+    let r = run_planted(opts, steps, data, progress).await;
+    let _ = vigil::planted::plant(None);
+    r
+}
+
+async fn run_planted(
+    opts: &Options,
+    steps: &[Step],
+    data: &Path,
+    progress: &mut dyn FnMut(String),
+) -> Result<Outcome, ChaosError> {
     let fleet = SimFleet::new();
     let hosts: Vec<String> = (0..opts.hosts).map(host_name).collect();
     for h in &hosts {
@@ -185,6 +203,7 @@ pub async fn run(
             .map_err(|e| ChaosError::Fleet(e.to_string()))?;
     }
     let mut c = Inproc::start(opts.members, data, &fleet).await?;
+    fleet.set_action_latency(Duration::from_millis(opts.action_latency_ms));
     let overrides = opts
         .policy()
         .into_iter()
