@@ -33,6 +33,7 @@ unit:
 	$(CARGO) test -p vigil-providers --test ipmi_sim --locked -- --ignored --test-threads=1
 	$(CARGO) test -p vigil-providers --test ipmi_native --locked -- --ignored --test-threads=1
 	$(CARGO) test -p vigil-providers --test fence_agents --locked -- --ignored --test-threads=2
+	$(CARGO) test --test ha_ipmi_proc --locked -- --ignored --test-threads=1
 
 bench:
 	$(CARGO) bench --bench throughput
@@ -41,6 +42,7 @@ bench:
 	$(CARGO) bench --bench scale
 	$(CARGO) bench --bench ha
 	$(CARGO) bench --bench reassign
+	$(CARGO) bench --bench takeover_proc
 
 dev:
 	$(CARGO) run --release -- dev
