@@ -15,7 +15,9 @@
 //! a baseline captured at construction could be hours old, and "changed since then"
 //! would call a host that stopped an hour ago active. Activity is judged from the
 //! second round on, by *relative* change between consecutive rounds, so the checker's
-//! and the host's clocks need not agree.
+//! and the host's clocks need not agree. vigil's owner loop calls such a checker once
+//! more when a suspicion starts and ignores that answer (a fresh baseline), so the
+//! first real round is already judged.
 
 mod heartbeat;
 mod http;
