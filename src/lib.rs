@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod liveness;
 pub mod logging;
 pub mod metrics;
+pub mod planted;
 pub mod server;
 pub mod settings;
 pub mod state;

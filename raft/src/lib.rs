@@ -25,6 +25,7 @@ pub mod error;
 pub mod log_store;
 pub mod member;
 pub mod network;
+pub mod planted;
 pub mod rpc;
 pub mod sm_store;
 pub mod status;

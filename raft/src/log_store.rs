@@ -255,6 +255,24 @@ impl<A: StateMachine> RaftLogStorage<TypeConfig<A>> for LogStore<A> {
         I: IntoIterator<Item = Entry<A>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        // PLANTED BUG `ack-before-fsync` (chaos self-test only; compiled out without
+        // the `planted-bugs` feature): the entries go into sled's in-memory IO buffer
+        // (plain inserts: a batch would also write the buffer out to the file) and are
+        // acknowledged at once, left to sled's background flusher (every 500 ms).
+        // Members SIGKILLed together lose the entries of the last flush interval,
+        // which a quorum counted as persisted — acknowledged writes: checker S4 must
+        // catch it. Proc tier only: an in-process crash keeps the buffers. See
+        // `crate::planted`.
+        if crate::planted::ack_before_fsync() {
+            for entry in entries {
+                let bytes = codec::encode(&entry).map_err(|e| write_err(ErrorSubject::Logs, e))?;
+                self.log
+                    .insert(entry.log_id.index.to_be_bytes(), bytes)
+                    .map_err(|e| write_err(ErrorSubject::Logs, e))?;
+            }
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        }
         let mut batch = sled::Batch::default();
         for entry in entries {
             let bytes = codec::encode(&entry).map_err(|e| write_err(ErrorSubject::Logs, e))?;

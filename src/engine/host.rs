@@ -679,6 +679,18 @@ impl Stepper<'_> {
 
     fn activity(&mut self, result: Activity, detail: &str) {
         use HaState::*;
+        // PLANTED BUG `activity-error-is-inactive` (chaos self-test only, compiled out
+        // without the `planted-bugs` feature): a checker that could not tell counts as
+        // "no activity", so a healthy host the checkers cannot reach looks dead and is
+        // power-cycled or fenced: S2.
+        let result = match result {
+            Activity::Error
+                if crate::planted::active(crate::planted::Bug::ActivityErrorIsInactive) =>
+            {
+                Activity::Inactive
+            }
+            r => r,
+        };
         match self.rec.state {
             Checking => {
                 self.rec.rounds_done += 1;
@@ -838,7 +850,12 @@ impl Stepper<'_> {
 
     fn fence_level_failed(&mut self, why: &str) {
         let next = self.rec.fence_level + 1;
-        if next < self.ctx.fence_levels {
+        // PLANTED BUG `no-fence-escalation` (chaos self-test only, compiled out without
+        // the `planted-bugs` feature): the next fence level is never tried, so a host
+        // whose second level works ends FenceFailed: L1.
+        if next < self.ctx.fence_levels
+            && !crate::planted::active(crate::planted::Bug::NoFenceEscalation)
+        {
             // An authorized fence continues through its levels even if the gate
             // closed meanwhile: stopping half way helps nobody.
             self.enter_fencing(

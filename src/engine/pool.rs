@@ -195,7 +195,12 @@ pub fn evaluate(
             PoolState::Inactive,
             format!("circuit breaker open: {why}{tail}"),
         )
-    } else if budget.left() == 0 {
+    } else if budget.left() == 0
+        // PLANTED BUG `gate-ignores-budget` (chaos self-test only, compiled out without
+        // the `planted-bugs` feature; see `gate`): a spent budget leaves the pool
+        // Active: S3.
+        && !crate::planted::active(crate::planted::Bug::GateIgnoresBudget)
+    {
         let next = budget
             .next_free_at
             .map(|t| format!("; next fence allowed at {t}"))
@@ -234,7 +239,14 @@ pub fn gate(status: &PoolStatus, budget: &Budget) -> Gate {
             PoolState::Disabled => Err("HA is disabled for the pool".into()),
             PoolState::Inactive => Err(format!("pool inactive: {}", status.reason)),
         },
-        fence_budget_left: budget.left(),
+        // PLANTED BUG `gate-ignores-budget` (chaos self-test only): the gate reports
+        // budget left even when it is spent, so new fences start past the pool's
+        // budget — in the ledger and on the BMCs: S3.
+        fence_budget_left: if crate::planted::active(crate::planted::Bug::GateIgnoresBudget) {
+            u32::MAX
+        } else {
+            budget.left()
+        },
     }
 }
 

@@ -651,7 +651,10 @@ impl VigilState {
         // its late proposals carry a stale epoch from this entry on, and the leader's
         // next assignment round gives them to live members.
         let mut released = 0;
-        if !alive {
+        // PLANTED BUG `dead-hosts-kept` (chaos self-test only; the leader's assignment
+        // keeps them too, see `worker::leader`): a dead member keeps its hosts, so
+        // nobody checks or fences them: L2 (not reassigned) / L1 (failures unhandled).
+        if !alive && !crate::planted::active(crate::planted::Bug::DeadHostsKept) {
             for h in self.hosts.values_mut() {
                 if h.owner == Some(id) {
                     Self::set_owner(h, None);
@@ -1120,7 +1123,13 @@ impl VigilState {
         if stamp.at_ms >= i.deadline {
             return Err(format!("intent {intent} is past its deadline"));
         }
-        if let Some(g) = h.cycle_guard {
+        // PLANTED BUG `no-cycle-guard` (chaos self-test only, compiled out without the
+        // `planted-bugs` feature; process-wide, so every member applies it alike): a
+        // begin is accepted while another executor's power cycle may still be running,
+        // e.g. a new owner's fence racing the old owner's cycle, whose power-on then
+        // undoes it: S1b / S5.
+        let ignore_guard = crate::planted::active(crate::planted::Bug::NoCycleGuard);
+        if let Some(g) = h.cycle_guard.filter(|_| !ignore_guard) {
             let mine = g.by == stamp.by && g.incarnation == incarnation;
             if !mine && stamp.at_ms < g.until {
                 return Err(format!(

@@ -152,7 +152,14 @@ async fn act(sh: &Shared, probes: Arc<Probes>, job: &Job) -> Attempt {
     if Instant::now() >= job.deadline {
         return Attempt::Stop("the intent's time budget is spent".into());
     }
-    if !sh.lease_valid() {
+    // PLANTED BUG `skip-lease-check` (chaos self-test only, compiled out without the
+    // `planted-bugs` feature): a member whose lease lapsed keeps acting on its last
+    // view. It cannot commit a begin record any more (no quorum), so it acts without
+    // one — a cut-off owner touching a BMC whose host the majority may have taken over:
+    // checkers S5 (BMC touched without a begin), S1 (a second fence/cycle), S2.
+    let cut_off = !sh.lease_valid();
+    let skip_lease = cut_off && crate::planted::active(crate::planted::Bug::SkipLeaseCheck);
+    if cut_off && !skip_lease {
         return Attempt::Retry("this member's lease is not valid".into());
     }
     let (level, action) = match &job.intent.kind {
@@ -167,9 +174,13 @@ async fn act(sh: &Shared, probes: Arc<Probes>, job: &Job) -> Attempt {
             })
         }
     };
-    let earlier = match begin(sh, job).await {
-        Ok(earlier) => earlier,
-        Err(a) => return a,
+    let earlier = if skip_lease {
+        Vec::new() // planted bug `skip-lease-check`: no begin record, no one earlier
+    } else {
+        match begin(sh, job).await {
+            Ok(earlier) => earlier,
+            Err(a) => return a,
+        }
     };
     let deadline = job.deadline;
     if let Some(prev) = earlier.last() {
@@ -195,7 +206,12 @@ async fn act(sh: &Shared, probes: Arc<Probes>, job: &Job) -> Attempt {
                     ),
                 });
             }
-            (PowerAction::Cycle, r) => {
+            // PLANTED BUG `repeat-taken-over-cycle` (chaos self-test only): the cycle
+            // begun by an earlier executor is not read but executed again (falls
+            // through to `driver.act` below): two cycles for one intent, S1 / S1b.
+            (PowerAction::Cycle, r)
+                if !crate::planted::active(crate::planted::Bug::RepeatTakenOverCycle) =>
+            {
                 let (power, now) = match r {
                     Ok(r) => (to_engine(r.state), r.detail),
                     Err(e) => (PowerState::Unknown, e.to_string()),

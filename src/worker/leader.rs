@@ -120,7 +120,19 @@ async fn round(sh: &Shared, planned: &mut Option<u64>) -> Result<(), String> {
                 wanted: s.pools.get(&h.spec.pool).is_some_and(|p| p.spec.enabled),
             })
             .collect();
-        assign::plan(&slots, &s.live_members())
+        let mut plan = assign::plan(&slots, &s.live_members());
+        // PLANTED BUG `dead-hosts-kept` (chaos self-test only, compiled out without the
+        // `planted-bugs` feature; apply does not release them either): hosts of a
+        // member declared dead are never moved to a live one: L2 / L1.
+        if crate::planted::active(crate::planted::Bug::DeadHostsKept) {
+            plan.retain(|(host, _)| {
+                let owner = s.hosts.get(host).and_then(|h| h.owner);
+                let dead = |o| s.members.get(&o).is_some_and(|m| !m.alive);
+                let owned_by_the_dead = owner.is_some_and(dead);
+                !owned_by_the_dead
+            });
+        }
+        plan
     });
     if !plan.is_empty() {
         tracing::info!(hosts = plan.len(), "assigning hosts");

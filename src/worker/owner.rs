@@ -379,7 +379,10 @@ impl Loop {
     /// What to start now.
     fn schedule(&mut self, s: &VigilState) -> Vec<(String, u64, Start)> {
         let mut out = Vec::new();
-        if !self.sh.lease_valid() {
+        // PLANTED BUG `skip-lease-check` (chaos self-test only, compiled out without the
+        // `planted-bugs` feature): a cut-off member keeps starting checks and actions on
+        // the hosts of its last view (see `action::act`): S1 / S5 / S2.
+        if !self.sh.lease_valid() && !crate::planted::active(crate::planted::Bug::SkipLeaseCheck) {
             return out;
         }
         let now = self.sh.mono_ms();
@@ -453,9 +456,14 @@ impl Loop {
                 let Some(intent) = s.intents.get(&id) else {
                     continue;
                 };
+                // PLANTED BUG `no-cycle-guard` (chaos self-test only): another
+                // executor's running power cycle does not hold this member back (apply's
+                // begin ignores the guard too): S1b (a fence undone by the old cycle's
+                // power-on) / S5.
                 let guarded = h
                     .cycle_guard
-                    .is_some_and(|g| (g.by, g.incarnation) != me && wall < g.until);
+                    .is_some_and(|g| (g.by, g.incarnation) != me && wall < g.until)
+                    && !crate::planted::active(crate::planted::Bug::NoCycleGuard);
                 if intent.state != IntentState::InFlight
                     || self.acting.contains(name)
                     || self.started.contains(&id)
