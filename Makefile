@@ -4,12 +4,17 @@
 #                in-process and multi-process cluster tests
 #   make bench   the benchmarks recorded in BENCHMARKS.md (release builds, minutes)
 #   make dev     a 3-member cluster on loopback, until Ctrl-C
+#   make chaos   the long chaos campaign (vigil-chaos: many seeds, full self-test)
 
 CARGO ?= cargo
+# Where `make test` and `make chaos` keep chaos runs (histories, verdicts, logs).
+CHAOS_OUT ?= $(or $(CARGO_TARGET_DIR),target)/chaos
+# The harness built with the planted bugs compiled in (each off unless planted).
+CHAOS = $(CARGO) run -q -p vigil-chaos --features planted-bugs --locked --
 
-.PHONY: test lint unit bench dev deps
+.PHONY: test lint unit chaos-smoke chaos bench dev deps
 
-test: deps lint unit
+test: deps lint unit chaos-smoke
 
 # Everything the tests need beyond the Rust toolchain: the test peers (sushy-emulator
 # in a python venv, htpasswd, a test CA) under $VIGIL_PEERS_DIR
@@ -34,6 +39,18 @@ unit:
 	$(CARGO) test -p vigil-providers --test ipmi_native --locked -- --ignored --test-threads=1
 	$(CARGO) test -p vigil-providers --test fence_agents --locked -- --ignored --test-threads=2
 	$(CARGO) test --test ha_ipmi_proc --locked -- --ignored --test-threads=1
+
+# The chaos harness on a small scale (its checkers' unit tests run with the workspace
+# tests above): planted bugs must be caught, and one short in-process run must pass.
+chaos-smoke:
+	rm -rf $(CHAOS_OUT)/smoke
+	$(CHAOS) selftest --bugs gate-ignores-budget,dead-hosts-kept --seeds 2 --duration 15s --out $(CHAOS_OUT)/smoke/selftest
+	$(CHAOS) run --seed 1 --duration 20s --out $(CHAOS_OUT)/smoke/run
+
+# The long campaign: every planted bug, and many seeds across the whole fault mix.
+chaos:
+	$(CHAOS) selftest --seeds 6 --duration 20s --out $(CHAOS_OUT)/campaign/selftest
+	$(CHAOS) run --seed $${SEED:-1000} --seeds $${SEEDS:-100} --duration 60s --out $(CHAOS_OUT)/campaign/runs
 
 bench:
 	$(CARGO) bench --bench throughput

@@ -75,12 +75,15 @@ struct Owned {
     activity_round: Option<Millis>,
     /// The degraded host's last seen `next_activity_at`.
     degraded_at: Option<Millis>,
+    /// The suspicion (its `since`) whose activity baseline was taken.
+    primed: Option<Millis>,
 }
 
 enum Outcome {
     Health(Health),
     Power(Result<vigil_providers::PowerReading, String>),
-    Activity(ActivityResult),
+    /// An activity result; `true` for a priming read, whose result is not used.
+    Activity(ActivityResult, bool),
     Action { intent: u64, attempt: Attempt },
 }
 
@@ -93,7 +96,8 @@ struct Done {
 enum Start {
     Health(Arc<Probes>),
     Power(Arc<Probes>, Millis),
-    Activity(Arc<Probes>, Millis),
+    /// An activity check; `true` to prime the checker's baseline only.
+    Activity(Arc<Probes>, Millis, bool),
     Action(Arc<Probes>, Box<Job>),
 }
 
@@ -274,7 +278,11 @@ impl Loop {
                         },
                     }
                 }
-                Outcome::Activity(a) => {
+                Outcome::Activity(_, true) => {
+                    o.activity_busy = false;
+                    continue; // a baseline only: it says nothing yet
+                }
+                Outcome::Activity(a, false) => {
                     o.activity_busy = false;
                     let (result, detail) = match a {
                         ActivityResult::Active { detail } => (Activity::Active, detail),
@@ -348,6 +356,7 @@ impl Loop {
                         activity_busy: false,
                         activity_round: None,
                         degraded_at: None,
+                        primed: None,
                     },
                 );
             } else if let Some(o) = self.owned.get_mut(&h.spec.name) {
@@ -439,15 +448,25 @@ impl Loop {
                     false
                 }
             };
-            if activity_due && !o.activity_busy && o.spec.activity.is_some() {
+            // When a suspicion starts, the activity checker takes a fresh baseline
+            // (checkers that compare rounds would otherwise spend round 1 on it, or
+            // compare with a reading left from an earlier incident).
+            let prime = rec.state == HaState::Suspect
+                && rec.rounds_done == 0
+                && rec.blocked.is_none()
+                && o.primed != Some(rec.since);
+            if (activity_due || prime) && !o.activity_busy && o.spec.activity.is_some() {
                 o.activity_busy = true;
                 if rec.state == HaState::Checking {
                     o.activity_round = Some(rec.since);
                 }
+                if prime {
+                    o.primed = Some(rec.since);
+                }
                 out.push((
                     name.clone(),
                     o.epoch,
-                    Start::Activity(probes.clone(), p.activity_timeout),
+                    Start::Activity(probes.clone(), p.activity_timeout, prime),
                 ));
             }
             // Actions: a committed intent of this host, unless another executor's
@@ -572,7 +591,7 @@ impl Loop {
                     });
                 });
             }
-            Start::Activity(probes, budget) => {
+            Start::Activity(probes, budget, prime) => {
                 let sem = self.checks.clone();
                 self.jobs.spawn(async move {
                     let Ok(_permit) = sem.acquire_owned().await else {
@@ -593,7 +612,7 @@ impl Loop {
                     let _ = tx.send(Done {
                         host,
                         epoch,
-                        outcome: Outcome::Activity(a),
+                        outcome: Outcome::Activity(a, prime),
                     });
                 });
             }
