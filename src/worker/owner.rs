@@ -84,7 +84,10 @@ enum Outcome {
     Power(Result<vigil_providers::PowerReading, String>),
     /// An activity result; `true` for a priming read, whose result is not used.
     Activity(ActivityResult, bool),
-    Action { intent: u64, attempt: Attempt },
+    Action {
+        intent: u64,
+        attempt: Attempt,
+    },
 }
 
 struct Done {
