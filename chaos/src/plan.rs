@@ -118,6 +118,10 @@ pub struct Options {
     /// The host failure kinds to draw from (empty: the default mix).
     #[serde(default)]
     pub host_failures: Vec<String>,
+    /// The least time a killed or cut member stays down (ms; 0: 2 s). Longer than
+    /// the reassignment bound, a death must be handled by the others.
+    #[serde(default)]
+    pub min_down_ms: u64,
 }
 
 impl Options {
@@ -149,6 +153,7 @@ impl Options {
             planted_bug: None,
             action_latency_ms: if s.chance(30) { 800 } else { 0 },
             host_failures: Vec::new(),
+            min_down_ms: 0,
         }
     }
 
@@ -330,7 +335,8 @@ pub fn schedule(opts: &Options) -> Vec<Step> {
         match kind {
             FaultKind::Kill | FaultKind::Links if down.len() < max_down => {
                 slot += 1;
-                let back = (t + s.range(2_000, 12_000)).min(end);
+                let lo = opts.min_down_ms.max(2_000);
+                let back = (t + s.range(lo, lo.max(10_000) + 2_000)).min(end);
                 let who = match s.range(0, 4) {
                     0 => Who::Leader,
                     1 => Who::OwnerOf(host_name(s.range(0, opts.hosts as u64) as usize)),

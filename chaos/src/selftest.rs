@@ -65,6 +65,8 @@ pub fn options_for(bug: Bug, seed: u64, chaos_ms: u64) -> Result<Options, &'stat
         Bug::DeadHostsKept => (vec![Kill, Host], |o| {
             o.host_failures = vec!["crash".into()];
             o.fence_budget = 100;
+            // Down for longer than L2's bound (2 leases + 5 s): a death, not a blip.
+            o.min_down_ms = 12_000;
         }),
         Bug::NoFenceEscalation => {
             return Err("the sim fleet's BMC faults hit every fence level of a host alike")
