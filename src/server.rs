@@ -148,6 +148,40 @@ pub async fn start_member_with(
     })
 }
 
+/// Start member `id` again on its old address and data dir after a crash (tests and
+/// the chaos harness). The crashed instance's last handles may hold the data dir lock
+/// for a moment, so this retries for a bounded time (100 × 50 ms).
+pub async fn restart_member(
+    id: NodeId,
+    addr: SocketAddr,
+    data_dir: &Path,
+    timings: RaftTimings,
+    runtime: Option<Runtime>,
+) -> Result<RunningMember, VigilError> {
+    let mut last = None;
+    for _ in 0..100 {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| VigilError::io(format!("rebinding {addr}"), e))?;
+        match start_member_with(
+            id,
+            listener,
+            None,
+            data_dir,
+            timings.clone(),
+            runtime.clone(),
+            None,
+        )
+        .await
+        {
+            Ok(m) => return Ok(m),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(last.unwrap_or_else(|| VigilError::Config(format!("member {id} did not restart"))))
+}
+
 /// `vigil serve`: run one member until SIGTERM or Ctrl-C, then shut down cleanly.
 pub async fn serve(cfg: ServeConfig) -> Result<(), VigilError> {
     let api_token = match &cfg.api_token_file {

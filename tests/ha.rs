@@ -207,29 +207,16 @@ impl Ha {
         let addr = m.addr;
         m.crash().await;
         let data = self.dir.path().join(format!("member-{id}"));
-        let mut last = None;
-        for _ in 0..100 {
-            let listener = TcpListener::bind(addr).await.unwrap();
-            match start_member_with(
-                id,
-                listener,
-                None,
-                &data,
-                RaftTimings::default(),
-                Some(runtime(&self.fleet, format!("member-{id}"))),
-                None,
-            )
-            .await
-            {
-                Ok(m) => {
-                    self.members.push(m);
-                    return;
-                }
-                Err(e) => last = Some(e),
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("member {id} did not restart: {last:?}");
+        let m = vigil::server::restart_member(
+            id,
+            addr,
+            &data,
+            RaftTimings::default(),
+            Some(runtime(&self.fleet, format!("member-{id}"))),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("member {id} did not restart: {e}"));
+        self.members.push(m);
     }
 
     /// Wait until the sim fleet's ground truth has a power-off of `host` made by a

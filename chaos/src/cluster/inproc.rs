@@ -13,9 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use vigil::dev::DevCluster;
-use vigil::server::{start_member_with, RunningMember};
+use vigil::server::{restart_member, RunningMember};
 use vigil::state::VigilState;
 use vigil::worker::{Providers, WorkerConfig};
 use vigil_providers::sim::SimFleet;
@@ -136,36 +135,19 @@ impl Inproc {
         if self.running.contains_key(&id) {
             return Ok(());
         }
-        let addr = self.addrs[&id];
         let data = self.dir.join(format!("member-{id}"));
-        let mut last = String::new();
-        for _ in 0..100 {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|e| ChaosError::Cluster(format!("rebinding {addr}: {e}")))?;
-            match start_member_with(
-                id,
-                listener,
-                None,
-                &data,
-                RaftTimings::default(),
-                Some(runtime(&self.fleet, id)),
-                None,
-            )
-            .await
-            {
-                Ok(m) => {
-                    self.live.lock().expect("live").insert(id, m.member.clone());
-                    self.running.insert(id, m);
-                    return Ok(());
-                }
-                Err(e) => last = e.to_string(),
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err(ChaosError::Cluster(format!(
-            "member {id} did not restart: {last}"
-        )))
+        let m = restart_member(
+            id,
+            self.addrs[&id],
+            &data,
+            RaftTimings::default(),
+            Some(runtime(&self.fleet, id)),
+        )
+        .await
+        .map_err(|e| ChaosError::Cluster(format!("member {id} did not restart: {e}")))?;
+        self.live.lock().expect("live").insert(id, m.member.clone());
+        self.running.insert(id, m);
+        Ok(())
     }
 
     /// Cut or restore every link of member `id`.
